@@ -1,0 +1,39 @@
+// Package bus carries users' updates from the node that stored them to the
+// nodes where those users have live sessions. The bus is best effort: a
+// session that misses an update sees a gap in its cursors and backfills from
+// the store, so a lost event never becomes a lost message.
+package bus
+
+import (
+	"context"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+)
+
+// Event is one thing to push to one user's live sessions: either an update
+// of their stream (stored, with its cursor) or an ephemeral typing notice.
+type Event struct {
+	User   chat.Address `json:"user"`
+	Update *chat.Update `json:"update,omitempty"`
+	Typing *Typing      `json:"typing,omitempty"`
+}
+
+// Typing says that From is typing in a conversation. Never stored.
+type Typing struct {
+	ConversationID string       `json:"conversation_id"`
+	From           chat.Address `json:"from"`
+}
+
+// Bus is implemented by each transport (localbus in process, natsbus across
+// nodes). Methods may be called concurrently.
+type Bus interface {
+	// Publish hands events to every subscriber of each event's user,
+	// on this node and others. It does not wait for delivery.
+	Publish(ctx context.Context, events ...Event) error
+	// Subscribe calls fn for every event published for user from now on,
+	// in publication order per publisher, until cancel is called. fn must
+	// not block: it runs on the bus's own goroutine.
+	Subscribe(user chat.Address, fn func(Event)) (cancel func(), err error)
+	// Close stops delivery; Publish and Subscribe fail after it.
+	Close() error
+}
