@@ -1,0 +1,44 @@
+// Package pebblestore implements store.Store on Pebble, an embedded LSM, in
+// one directory. It is Switchboard's default backend.
+//
+// # Writes
+//
+// One writer goroutine owns every write. Callers queue a request and wait;
+// the writer drains up to Options.MaxBatch queued requests into one indexed
+// batch, applies them in order (each sees the writes of those before it
+// through batch reads), commits the batch once with pebble.Sync and answers
+// them all. Concurrent writers so share one fsync, and because one goroutine
+// numbers everything, seqs and cursors have no gaps or duplicates. A request
+// does all its checks before it writes anything, so its error leaves the
+// batch and the other requests untouched. Reads go straight to the DB.
+//
+// The writer caches the conversations it has touched (members, last seq,
+// updated at) and every user's last cursor. It is the only writer, so the
+// cache is exact; it is dropped when a commit fails and trimmed only between
+// batches.
+//
+// # Keys
+//
+// Numbers are big-endian and fixed width, so that byte order is numeric
+// order. Ids and addresses never hold a 0x00 byte, which ends them where
+// something follows. Times are Unix nanoseconds.
+//
+//	a <app id>                                  app, JSON
+//	c <conv id>                                 conversation, JSON; LastSeq and UpdatedAt are in h
+//	h <conv id>                                 last seq u64 | updated at i64
+//	m <conv id> 00 <seq u64>                    message, binary (see encodeMessage)
+//	i <conv id> 00 <sender> 00 <client id>      seq u64 | sender's cursor u64 (idempotency)
+//	r <conv id> 00 <member>                     read seq u64
+//	u <user> 00 <cursor u64>                    stream entry (see encodeUpdate)
+//	l <user> 00 <^updated at u64> <^conv id> ff nothing: the user's conversation list
+//	b <blocker> 00 <blocked>                    nothing: a block
+//
+// A stream entry for a message is a reference (conversation id, seq) that is
+// resolved when read, so that a send to a group of 256 writes the message
+// once; read and conversation updates are stored whole. The conversation
+// list key inverts the time (with its sign bit flipped, so negative times
+// order too) and every byte of the id, so that ascending iteration yields
+// UpdatedAt descending, then id descending; the trailing ff makes a shorter
+// id sort after the longer ids it prefixes. Every append moves the entry of
+// each member: it deletes the key with the old time and writes the new one.
+package pebblestore

@@ -1,0 +1,207 @@
+package pebblestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+)
+
+// Key prefixes; doc.go lists the layout.
+const (
+	pApp      = 'a'
+	pConv     = 'c'
+	pHead     = 'h'
+	pMessage  = 'm'
+	pIdem     = 'i'
+	pRead     = 'r'
+	pUpdate   = 'u'
+	pList     = 'l'
+	pBlock    = 'b'
+	separator = 0x00
+)
+
+var be = binary.BigEndian
+
+// The helpers below append to dst so that the writer can reuse one buffer.
+
+func appKey(dst []byte, id string) []byte {
+	return append(append(dst, pApp), id...)
+}
+
+func convKey(dst []byte, id string) []byte {
+	return append(append(dst, pConv), id...)
+}
+
+func headKey(dst []byte, id string) []byte {
+	return append(append(dst, pHead), id...)
+}
+
+// messagePrefix is the prefix of every message of a conversation.
+func messagePrefix(dst []byte, conv string) []byte {
+	return append(append(append(dst, pMessage), conv...), separator)
+}
+
+func messageKey(dst []byte, conv string, seq int64) []byte {
+	return be.AppendUint64(messagePrefix(dst, conv), uint64(seq))
+}
+
+func idemKey(dst []byte, conv string, sender chat.Address, clientID string) []byte {
+	dst = append(append(append(dst, pIdem), conv...), separator)
+	return append(append(append(dst, sender...), separator), clientID...)
+}
+
+func readKey(dst []byte, conv string, member chat.Address) []byte {
+	return append(append(append(append(dst, pRead), conv...), separator), member...)
+}
+
+func updatePrefix(dst []byte, user chat.Address) []byte {
+	return append(append(append(dst, pUpdate), user...), separator)
+}
+
+func updateKey(dst []byte, user chat.Address, cursor int64) []byte {
+	return be.AppendUint64(updatePrefix(dst, user), uint64(cursor))
+}
+
+func listPrefix(dst []byte, user chat.Address) []byte {
+	return append(append(append(dst, pList), user...), separator)
+}
+
+func listKey(dst []byte, user chat.Address, updatedAt int64, conv string) []byte {
+	dst = be.AppendUint64(listPrefix(dst, user), ^orderedNanos(updatedAt))
+	for i := 0; i < len(conv); i++ {
+		dst = append(dst, ^conv[i])
+	}
+	return append(dst, 0xff)
+}
+
+// parseListKey returns the time and conversation id of a list key whose
+// prefix (of length n) has been checked.
+func parseListKey(key []byte, n int) (updatedAt int64, conv string, err error) {
+	rest := key[n:]
+	if len(rest) < 9 || rest[len(rest)-1] != 0xff {
+		return 0, "", errors.New("pebblestore: malformed list key")
+	}
+	updatedAt = int64(^be.Uint64(rest) ^ (1 << 63))
+	id := make([]byte, len(rest)-9)
+	for i := range id {
+		id[i] = ^rest[8+i]
+	}
+	return updatedAt, string(id), nil
+}
+
+func blockKey(dst []byte, blocker, blocked chat.Address) []byte {
+	return append(append(append(append(dst, pBlock), blocker...), separator), blocked...)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// orderedNanos maps a signed time to an unsigned one of the same order.
+func orderedNanos(n int64) uint64 { return uint64(n) ^ (1 << 63) }
+
+// nanos encodes t; the zero time, which UnixNano cannot represent, becomes
+// MinInt64 and comes back as the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// normTime strips the monotonic reading and the location, so that what a
+// write returns equals what later reads decode.
+func normTime(t time.Time) time.Time { return fromNanos(nanos(t)) }
+
+// A head holds what every append changes about a conversation, kept apart
+// from its member list so that an append to a large group stays small.
+func encodeHead(dst []byte, lastSeq, updatedAt int64) []byte {
+	return be.AppendUint64(be.AppendUint64(dst, uint64(lastSeq)), uint64(updatedAt))
+}
+
+func decodeHead(v []byte) (lastSeq, updatedAt int64, err error) {
+	if len(v) != 16 {
+		return 0, 0, errors.New("pebblestore: malformed conversation head")
+	}
+	return int64(be.Uint64(v)), int64(be.Uint64(v[8:])), nil
+}
+
+// encodeMessage writes m without its conversation id and seq, which are in
+// the key: version 1 | sent at i64 | then sender, client id, kind, body and
+// meta, each as uvarint length and bytes. A hand-rolled format because
+// this is the hot path, and JSON costs several times more.
+func encodeMessage(dst []byte, m *chat.Message) []byte {
+	dst = append(dst, 1)
+	dst = be.AppendUint64(dst, uint64(nanos(m.SentAt)))
+	dst = appendString(dst, string(m.Sender))
+	dst = appendString(dst, m.ClientID)
+	dst = appendString(dst, m.Kind)
+	dst = appendString(dst, m.Body)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Meta)))
+	return append(dst, m.Meta...)
+}
+
+var errBadMessage = errors.New("pebblestore: malformed message")
+
+func decodeMessage(v []byte, conv string, seq int64) (chat.Message, error) {
+	m := chat.Message{ConversationID: conv, Seq: seq}
+	if len(v) < 9 || v[0] != 1 {
+		return m, errBadMessage
+	}
+	m.SentAt = fromNanos(int64(be.Uint64(v[1:])))
+	v = v[9:]
+	var fields [5][]byte
+	for i := range fields {
+		n, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < n {
+			return m, errBadMessage
+		}
+		fields[i], v = v[k:k+int(n)], v[k+int(n):]
+	}
+	m.Sender = chat.Address(fields[0])
+	m.ClientID = string(fields[1])
+	m.Kind = string(fields[2])
+	m.Body = string(fields[3])
+	if len(fields[4]) > 0 {
+		m.Meta = append([]byte(nil), fields[4]...)
+	}
+	return m, nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+// Stream entries start with their kind.
+const (
+	entryMessage      = 'm' // seq u64 | conv id
+	entryRead         = 'r' // seq u64 | uvarint len, conv id | reader
+	entryConversation = 'c' // conversation JSON
+)
+
+func encodeMessageRef(dst []byte, conv string, seq int64) []byte {
+	return append(be.AppendUint64(append(dst, entryMessage), uint64(seq)), conv...)
+}
+
+func encodeReadEntry(dst []byte, conv string, reader chat.Address, seq int64) []byte {
+	dst = be.AppendUint64(append(dst, entryRead), uint64(seq))
+	return append(appendString(dst, conv), reader...)
+}

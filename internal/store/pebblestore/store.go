@@ -1,0 +1,548 @@
+package pebblestore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/store"
+)
+
+// Options tune the store. Zero values mean defaults.
+type Options struct {
+	// Logger receives Pebble's messages. Nil: discard.
+	Logger *slog.Logger
+	// CacheBytes is the size of Pebble's block cache. Zero: 64 MiB.
+	CacheBytes int64
+	// MemTableBytes is the size of one Pebble memtable. Zero: 64 MiB.
+	MemTableBytes uint64
+	// MaxBatch is how many write calls at most share one commit (and so
+	// one fsync). Zero: 256.
+	MaxBatch int
+	// MaxBatchBytes ends a batch early once it holds this many bytes.
+	// Zero: 16 MiB.
+	MaxBatchBytes int
+	// CacheEntries bounds the writer's cache of conversations and of
+	// stream cursors (each). Zero: 100,000.
+	CacheEntries int
+}
+
+// Store is a store.Store in a Pebble database. It is safe for concurrent
+// use.
+type Store struct {
+	db   *pebble.DB
+	reqs chan *request
+	// quit is closed by Close to stop the writer; stopped is closed by the
+	// writer when it has stopped.
+	quit, stopped chan struct{}
+
+	mu     sync.RWMutex // guards closed; read locked by every read of db
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the store in dir, creating dir if it is missing.
+func Open(dir string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = 64 << 20
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 16 << 20
+	}
+	if o.CacheEntries <= 0 {
+		o.CacheEntries = 100_000
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("pebblestore: %w", err)
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref()
+	db, err := pebble.Open(dir, &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       o.MemTableBytes,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{o.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	}
+	s := &Store{
+		db:      db,
+		reqs:    make(chan *request, o.MaxBatch),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	w := &writer{
+		db:         db,
+		maxBatch:   o.MaxBatch,
+		maxBytes:   o.MaxBatchBytes,
+		cacheLimit: o.CacheEntries,
+	}
+	w.resetCache()
+	go s.run(w)
+	return s, nil
+}
+
+// pebbleLogger sends Pebble's messages to slog.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+// Fatalf must not return: Pebble calls it when it cannot go on safely.
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error(msg, "component", "pebble")
+	panic("pebble: " + msg)
+}
+
+// Close stops the writer (calls still queued fail with store.ErrClosed),
+// waits for the reads in progress and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("pebblestore: %w", store.ErrClosed)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.stopped
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("pebblestore: close: %w", err)
+	}
+	return nil
+}
+
+// reading takes the read lock for a read of db; the caller unlocks.
+func (s *Store) reading() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("pebblestore: %w", store.ErrClosed)
+	}
+	return nil
+}
+
+// get reads key; found is false when it does not exist.
+func get(r pebble.Reader, key []byte, fn func(v []byte) error) (found bool, err error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	return true, fn(v)
+}
+
+func (s *Store) CreateApp(ctx context.Context, app chat.App) error {
+	app.CreatedAt = normTime(app.CreatedAt)
+	return s.submit(ctx, func(w *writer) error { return w.createApp(app) })
+}
+
+func (s *Store) App(ctx context.Context, id string) (chat.App, error) {
+	if err := s.reading(); err != nil {
+		return chat.App{}, err
+	}
+	defer s.mu.RUnlock()
+	var app chat.App
+	found, err := get(s.db, appKey(nil, id), func(v []byte) error { return json.Unmarshal(v, &app) })
+	if err != nil {
+		return chat.App{}, fmt.Errorf("pebblestore: app %s: %w", id, err)
+	}
+	if !found {
+		return chat.App{}, fmt.Errorf("pebblestore: app %s: %w", id, store.ErrNotFound)
+	}
+	return app, nil
+}
+
+func (s *Store) Apps(ctx context.Context) ([]chat.App, error) {
+	if err := s.reading(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	prefix := []byte{pApp}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: apps: %w", err)
+	}
+	var list []chat.App
+	for ok := it.First(); ok; ok = it.Next() {
+		var app chat.App
+		if err := json.Unmarshal(it.Value(), &app); err != nil {
+			it.Close()
+			return nil, fmt.Errorf("pebblestore: app %s: %w", it.Key()[1:], err)
+		}
+		list = append(list, app)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("pebblestore: apps: %w", err)
+	}
+	return list, nil
+}
+
+func (s *Store) UpdateApp(ctx context.Context, id string, fn func(*chat.App) error) (chat.App, error) {
+	var app chat.App
+	err := s.submit(ctx, func(w *writer) (err error) {
+		app, err = w.updateApp(id, fn)
+		return err
+	})
+	if err != nil {
+		return chat.App{}, err
+	}
+	return app, nil
+}
+
+func (s *Store) CreateConversation(ctx context.Context, c chat.Conversation) (conv chat.Conversation, deliveries []chat.Delivery, created bool, err error) {
+	err = s.submit(ctx, func(w *writer) (err error) {
+		conv, deliveries, created, err = w.createConversation(c)
+		return err
+	})
+	if err != nil {
+		return chat.Conversation{}, nil, false, err
+	}
+	return conv, deliveries, created, nil
+}
+
+// conversation reads one conversation; nil when it does not exist.
+func conversation(r pebble.Reader, id string) (*chat.Conversation, error) {
+	c := new(chat.Conversation)
+	found, err := get(r, convKey(nil, id), func(v []byte) error { return json.Unmarshal(v, c) })
+	if err != nil || !found {
+		return nil, err
+	}
+	found, err = get(r, headKey(nil, id), func(v []byte) error {
+		seq, at, err := decodeHead(v)
+		c.LastSeq, c.UpdatedAt = seq, fromNanos(at)
+		return err
+	})
+	if err == nil && !found {
+		err = errors.New("no head")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: conversation %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation, error) {
+	if err := s.reading(); err != nil {
+		return chat.Conversation{}, err
+	}
+	defer s.mu.RUnlock()
+	c, err := conversation(s.db, id)
+	if err != nil {
+		return chat.Conversation{}, err
+	}
+	if c == nil {
+		return chat.Conversation{}, fmt.Errorf("pebblestore: conversation %s: %w", id, store.ErrNotFound)
+	}
+	return *c, nil
+}
+
+func (s *Store) UpdateMembers(ctx context.Context, id string, now time.Time, fn func(*chat.Conversation) error) (chat.Conversation, []chat.Delivery, error) {
+	var (
+		conv       chat.Conversation
+		deliveries []chat.Delivery
+	)
+	at := nanos(now)
+	err := s.submit(ctx, func(w *writer) (err error) {
+		conv, deliveries, err = w.updateMembers(id, at, fn)
+		return err
+	})
+	if err != nil {
+		return chat.Conversation{}, nil, err
+	}
+	return conv, deliveries, nil
+}
+
+func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (store.Appended, error) {
+	var res store.Appended
+	err := s.submit(ctx, func(w *writer) (err error) {
+		res, err = w.appendMessage(m)
+		return err
+	})
+	if err != nil {
+		return store.Appended{}, err
+	}
+	return res, nil
+}
+
+func (s *Store) Messages(ctx context.Context, conversationID string, before int64, limit int) ([]chat.Message, error) {
+	if err := s.reading(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	prefix := messagePrefix(nil, conversationID)
+	upper := prefixEnd(prefix)
+	if before > 0 {
+		upper = messageKey(nil, conversationID, before)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: messages of %s: %w", conversationID, err)
+	}
+	var list []chat.Message
+	for ok := it.Last(); ok && len(list) < limit; ok = it.Prev() {
+		k := it.Key()
+		if len(k) != len(prefix)+8 {
+			it.Close()
+			return nil, fmt.Errorf("pebblestore: malformed message key %q", k)
+		}
+		m, err := decodeMessage(it.Value(), conversationID, int64(be.Uint64(k[len(prefix):])))
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		list = append(list, m)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("pebblestore: messages of %s: %w", conversationID, err)
+	}
+	return list, nil
+}
+
+func (s *Store) MarkRead(ctx context.Context, conversationID string, reader chat.Address, seq int64) (readSeq int64, deliveries []chat.Delivery, err error) {
+	err = s.submit(ctx, func(w *writer) (err error) {
+		readSeq, deliveries, err = w.markRead(conversationID, reader, seq)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return readSeq, deliveries, nil
+}
+
+func (s *Store) Conversations(ctx context.Context, user chat.Address, page *store.Page, limit int) (list []chat.Summary, next *store.Page, err error) {
+	if err := s.reading(); err != nil {
+		return nil, nil, err
+	}
+	defer s.mu.RUnlock()
+	if limit <= 0 {
+		return nil, nil, nil
+	}
+	// One snapshot, so that every summary and the list agree.
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	prefix := listPrefix(nil, user)
+	lower := prefix
+	if page != nil {
+		// The key of the page's last entry; skip it and what precedes.
+		lower = append(listKey(nil, user, nanos(page.UpdatedAt), page.ID), 0)
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("pebblestore: conversations of %s: %w", user, err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		at, id, err := parseListKey(it.Key(), len(prefix))
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(list) == limit {
+			last := list[limit-1]
+			return list, &store.Page{UpdatedAt: last.UpdatedAt, ID: last.ID}, nil
+		}
+		sum, err := summary(snap, id, user)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The list and the conversation are written together, so they
+		// agree; the position is the list's all the same.
+		sum.UpdatedAt = fromNanos(at)
+		list = append(list, sum)
+	}
+	if err := it.Error(); err != nil {
+		return nil, nil, fmt.Errorf("pebblestore: conversations of %s: %w", user, err)
+	}
+	return list, nil, nil
+}
+
+func summary(r pebble.Reader, id string, user chat.Address) (chat.Summary, error) {
+	c, err := conversation(r, id)
+	if err != nil {
+		return chat.Summary{}, err
+	}
+	if c == nil {
+		return chat.Summary{}, fmt.Errorf("pebblestore: listed conversation %s is missing", id)
+	}
+	sum := chat.Summary{Conversation: *c}
+	_, err = get(r, readKey(nil, id, user), func(v []byte) error {
+		if len(v) != 8 {
+			return errors.New("pebblestore: malformed read position")
+		}
+		sum.ReadSeq = int64(be.Uint64(v))
+		return nil
+	})
+	if err != nil {
+		return chat.Summary{}, err
+	}
+	if c.LastSeq > 0 {
+		m, err := readMessage(r, id, c.LastSeq)
+		if err != nil {
+			return chat.Summary{}, err
+		}
+		sum.LastMessage = &m
+	}
+	return sum, nil
+}
+
+func readMessage(r pebble.Reader, conv string, seq int64) (chat.Message, error) {
+	var m chat.Message
+	found, err := get(r, messageKey(nil, conv, seq), func(v []byte) (err error) {
+		m, err = decodeMessage(v, conv, seq)
+		return err
+	})
+	if err == nil && !found {
+		err = errors.New("missing")
+	}
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("pebblestore: message %s/%d: %w", conv, seq, err)
+	}
+	return m, nil
+}
+
+func (s *Store) Updates(ctx context.Context, user chat.Address, after int64, limit int) ([]chat.Update, error) {
+	if err := s.reading(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	if after < 0 {
+		after = 0
+	}
+	prefix := updatePrefix(nil, user)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: updateKey(nil, user, after+1), UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: updates of %s: %w", user, err)
+	}
+	defer it.Close()
+	var list []chat.Update
+	for ok := it.First(); ok && len(list) < limit; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+8 {
+			return nil, fmt.Errorf("pebblestore: malformed stream key %q", k)
+		}
+		u, err := s.decodeUpdate(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("pebblestore: update %s/%d: %w", user, be.Uint64(k[len(prefix):]), err)
+		}
+		u.Cursor = int64(be.Uint64(k[len(prefix):]))
+		list = append(list, u)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("pebblestore: updates of %s: %w", user, err)
+	}
+	return list, nil
+}
+
+var errBadEntry = errors.New("malformed stream entry")
+
+func (s *Store) decodeUpdate(v []byte) (chat.Update, error) {
+	if len(v) == 0 {
+		return chat.Update{}, errBadEntry
+	}
+	switch v[0] {
+	case entryMessage:
+		if len(v) < 9 {
+			return chat.Update{}, errBadEntry
+		}
+		m, err := readMessage(s.db, string(v[9:]), int64(be.Uint64(v[1:])))
+		if err != nil {
+			return chat.Update{}, err
+		}
+		return chat.Update{Type: chat.UpdateMessage, Message: &m}, nil
+	case entryRead:
+		if len(v) < 9 {
+			return chat.Update{}, errBadEntry
+		}
+		u := chat.Update{Type: chat.UpdateRead, Seq: int64(be.Uint64(v[1:]))}
+		rest := v[9:]
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < n {
+			return chat.Update{}, errBadEntry
+		}
+		u.ConversationID = string(rest[k : k+int(n)])
+		u.Reader = chat.Address(rest[k+int(n):])
+		return u, nil
+	case entryConversation:
+		c := new(chat.Conversation)
+		if err := json.Unmarshal(v[1:], c); err != nil {
+			return chat.Update{}, err
+		}
+		return chat.Update{Type: chat.UpdateConversation, Conversation: c}, nil
+	}
+	return chat.Update{}, errBadEntry
+}
+
+func (s *Store) Block(ctx context.Context, blocker, blocked chat.Address) error {
+	return s.submit(ctx, func(w *writer) error {
+		w.kbuf = blockKey(w.kbuf[:0], blocker, blocked)
+		w.set(w.kbuf, nil)
+		return nil
+	})
+}
+
+func (s *Store) Unblock(ctx context.Context, blocker, blocked chat.Address) error {
+	return s.submit(ctx, func(w *writer) error {
+		w.kbuf = blockKey(w.kbuf[:0], blocker, blocked)
+		w.del(w.kbuf)
+		return nil
+	})
+}
+
+func (s *Store) Blocked(ctx context.Context, blocker, blocked chat.Address) (bool, error) {
+	if err := s.reading(); err != nil {
+		return false, err
+	}
+	defer s.mu.RUnlock()
+	found, err := get(s.db, blockKey(nil, blocker, blocked), func([]byte) error { return nil })
+	if err != nil {
+		return false, fmt.Errorf("pebblestore: block: %w", err)
+	}
+	return found, nil
+}
+
+// Ping reads one key, which checks that the database is open and serving.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.reading(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	if _, err := get(s.db, []byte{pApp}, func([]byte) error { return nil }); err != nil {
+		return fmt.Errorf("pebblestore: ping: %w", err)
+	}
+	return nil
+}
