@@ -265,4 +265,3 @@ func (e *env) history(token, conv string) []message {
 	e.do("GET", "/v1/conversations/"+conv+"/messages?limit=200", token, nil).want(e.t, 200, &got)
 	return got.Messages
 }
-
