@@ -11,7 +11,36 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/store"
+	"github.com/switchboard-chat/switchboard/internal/store/storetest"
 )
+
+func TestConformance(t *testing.T) {
+	dirs := map[store.Store]string{}
+	var mu sync.Mutex // guards dirs: subtests may run in parallel
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store {
+			dir := t.TempDir()
+			s := openTest(t, dir)
+			mu.Lock()
+			dirs[s] = dir
+			mu.Unlock()
+			return s
+		},
+		Reopen: func(t *testing.T, s store.Store) store.Store {
+			mu.Lock()
+			dir := dirs[s]
+			mu.Unlock()
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			s2 := openTest(t, dir)
+			mu.Lock()
+			dirs[s2] = dir
+			mu.Unlock()
+			return s2
+		},
+	})
+}
 
 func testOptions(t testing.TB) *Options {
 	return &Options{Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
