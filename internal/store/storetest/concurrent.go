@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/store"
 )
 
 // Sizes are small on purpose: the point is interleaving, not volume, and
@@ -109,6 +110,62 @@ func (e *env) wantAllMessages(id string, sent map[int64]chat.Message) {
 }
 
 var concurrentCases = []testCase{
+	{"SameClientID", func(e *env) {
+		// A client retrying a send while the first attempt is in flight:
+		// one message, and every attempt answers it.
+		a, b := addr("alice"), addr("bob")
+		e.newGroup("g1", a, b)
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			answers []store.Appended
+		)
+		start := make(chan struct{})
+		for i := range workers {
+			m := e.msg("g1", a, "retry", fmt.Sprintf("attempt %d", i))
+			wg.Go(func() {
+				<-start
+				res, err := e.s.AppendMessage(e.ctx, m)
+				if err != nil {
+					e.t.Errorf("AppendMessage: %v", err)
+					return
+				}
+				mu.Lock()
+				answers = append(answers, res)
+				mu.Unlock()
+			})
+		}
+		close(start)
+		wg.Wait()
+		if e.t.Failed() {
+			return
+		}
+		var first store.Appended
+		created := 0
+		for _, res := range answers {
+			if res.Created {
+				created++
+				first = res
+			}
+		}
+		if created != 1 {
+			e.t.Fatalf("%d racing sends of one client id: %d say created, want 1", workers, created)
+		}
+		for _, res := range answers {
+			if res.Cursor != first.Cursor {
+				e.t.Errorf("a racing repeat answered cursor %d, the created one %d", res.Cursor, first.Cursor)
+			}
+			wantEqual(e.t, "a racing repeat's message", res.Message, first.Message)
+		}
+		if got := e.conv("g1").LastSeq; got != 1 {
+			e.t.Errorf("LastSeq after racing sends of one client id = %d, want 1", got)
+		}
+		for _, m := range []chat.Address{a, b} {
+			if n := len(e.stream(m)); n != 2 {
+				e.t.Errorf("stream of %s has %d updates, want 2 (create, one message)", m, n)
+			}
+		}
+	}},
 	{"OneConversation", func(e *env) {
 		members := []chat.Address{addr("u0"), addr("u1"), addr("u2"), chat.NewAddress("other", "u3")}
 		l := newLedger(e.t)
