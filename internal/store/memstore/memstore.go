@@ -336,8 +336,10 @@ func (s *Store) Conversations(ctx context.Context, user chat.Address, page *stor
 		return cmp.Compare(b.c.ID, a.c.ID)
 	})
 	var next *store.Page
-	if limit < 0 {
-		limit = 0
+	if limit < 1 {
+		// Nothing to return, and no position to name: the caller checks
+		// limits, this only keeps a bad one from panicking.
+		return nil, nil, nil
 	}
 	if len(mine) > limit {
 		mine = mine[:limit]

@@ -13,3 +13,7 @@ func TestConformance(t *testing.T) {
 		Open: func(t *testing.T) store.Store { return memstore.New() },
 	})
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.RunBenchmarks(b, func(b *testing.B) store.Store { return memstore.New() })
+}
