@@ -11,7 +11,11 @@
 //   - Conversations returns next == nil on the page that holds the last
 //     entry, and otherwise the position of the page's last entry;
 //   - within one user's stream, the updates of one conversation's messages
-//     appear in seq order.
+//     appear in seq order, and one reader's read updates rise;
+//   - an update sets only the fields of its type ("exactly one of" in
+//     chat.Update): a message update has no ConversationID of its own;
+//   - moving the sender's read position in AppendMessage appends no "read"
+//     update.
 package storetest
 
 import (
