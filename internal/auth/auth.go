@@ -67,8 +67,15 @@ var parser = jwt.NewParser(
 // secret itself that is not about the app being unknown, which it returns
 // as is (for example, the store being down).
 func Verify(ctx context.Context, token string, secret SecretFunc) (chat.Address, error) {
+	a, _, err := VerifyExpiry(ctx, token, secret)
+	return a, err
+}
+
+// VerifyExpiry is Verify that also returns the token's expiry, so that a
+// caller may cache the outcome until then.
+func VerifyExpiry(ctx context.Context, token string, secret SecretFunc) (chat.Address, time.Time, error) {
 	if token == "" {
-		return "", chat.Errorf(chat.Unauthenticated, "a bearer token is required: send Authorization: Bearer <token>")
+		return "", time.Time{}, chat.Errorf(chat.Unauthenticated, "a bearer token is required: send Authorization: Bearer <token>")
 	}
 	var lookupErr error
 	var claims jwt.RegisteredClaims
@@ -86,17 +93,17 @@ func Verify(ctx context.Context, token string, secret SecretFunc) (chat.Address,
 	})
 	if lookupErr != nil {
 		if chat.ErrorCode(lookupErr) != chat.NotFound {
-			return "", lookupErr
+			return "", time.Time{}, lookupErr
 		}
-		return "", chat.Errorf(chat.Unauthenticated, "the token's issuer is not a known app")
+		return "", time.Time{}, chat.Errorf(chat.Unauthenticated, "the token's issuer is not a known app")
 	}
 	if err != nil {
-		return "", chat.Errorf(chat.Unauthenticated, "invalid token: %s", reason(err))
+		return "", time.Time{}, chat.Errorf(chat.Unauthenticated, "invalid token: %s", reason(err))
 	}
 	if err := chat.ValidUserID(claims.Subject); err != nil {
-		return "", chat.Errorf(chat.Unauthenticated, "invalid token: sub is not a user id")
+		return "", time.Time{}, chat.Errorf(chat.Unauthenticated, "invalid token: sub is not a user id")
 	}
-	return chat.NewAddress(claims.Issuer, claims.Subject), nil
+	return chat.NewAddress(claims.Issuer, claims.Subject), claims.ExpiresAt.Time, nil
 }
 
 func reason(err error) string {

@@ -45,6 +45,8 @@ type Service struct {
 
 	mu   sync.Mutex // guards apps
 	apps map[string]cachedApp
+
+	tokens tokenCache
 }
 
 type cachedApp struct {
@@ -116,11 +118,21 @@ func (s *Service) remember(a chat.App) {
 }
 
 // Authenticate verifies a user token and returns the caller's address.
+// Tokens that verified are remembered until their exp (see tokenCache).
 func (s *Service) Authenticate(ctx context.Context, token string) (chat.Address, error) {
-	return auth.Verify(ctx, token, func(ctx context.Context, id string) (string, error) {
+	now := time.Now() // the clock jwt checks exp against, not s.now
+	if a, ok := s.tokens.get(token, now); ok {
+		return a, nil
+	}
+	a, exp, err := auth.VerifyExpiry(ctx, token, func(ctx context.Context, id string) (string, error) {
 		a, err := s.app(ctx, id)
 		return a.Secret, err
 	})
+	if err != nil {
+		return "", err
+	}
+	s.tokens.put(token, a, exp, now)
+	return a, nil
 }
 
 // publish hands the updates to the bus. A failure is logged, not returned:
