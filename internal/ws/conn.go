@@ -1,0 +1,653 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/internal/bus"
+	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/messaging"
+)
+
+// opTimeout bounds one send, read or typing call to the Service.
+const opTimeout = 30 * time.Second
+
+// maxAhead bounds the live updates a session holds while it waits for a
+// missing cursor or replays; past it they are dropped and fetched from the
+// store instead.
+const maxAhead = 256
+
+// item is one entry of the outgoing queue: a frame, or the request to close
+// the socket once the frames before it are written.
+type item struct {
+	b      []byte
+	cursor int64 // of an update frame; 0 for other frames
+	close  *closeReq
+}
+
+type closeReq struct {
+	code   websocket.StatusCode
+	reason string
+	// withCursor appends the cursor of the last update written to reason.
+	withCursor bool
+}
+
+// conn is one WebSocket session.
+//
+// Goroutines: run (reading, then tearing down) lives as long as the
+// session. The writer, the replay/backfill (fill), each operation (send,
+// read, typing), the keepalive ping and the shutdown drain start on demand
+// and are counted in bg; teardown waits for them. Each of them checks dead
+// under mu before it is counted, so none starts after teardown began.
+type conn struct {
+	srv  *Server
+	ws   *websocket.Conn
+	cork *corker
+	user chat.Address
+
+	done chan struct{}  // closed by teardown
+	room chan struct{}  // signalled when the writer finished a batch
+	sem  chan struct{}  // one token per operation in progress
+	bg   sync.WaitGroup // on-demand goroutines
+	ops  sync.WaitGroup // operations in progress, for shutdown
+
+	// Used by the reading goroutine only.
+	typingBucket bucket
+	badBucket    bucket
+
+	mu       sync.Mutex // guards every field below
+	dead     bool       // teardown began
+	shutting bool       // Shutdown began: new operations are refused
+	closing  bool       // a close is queued or done: nothing more is queued
+
+	// The stream.
+	last     int64          // cursor of the last update queued
+	seen     int64          // highest cursor the bus has shown
+	ready    bool           // the ready frame is queued
+	filling  bool           // fill is running
+	ahead    []*chat.Update // live updates past last+1, by cursor
+	gapTimer *time.Timer
+	// forceTimer cuts the socket of a slow client whose close is stuck.
+	forceTimer *time.Timer
+
+	// The queue: frames waiting (q*) and being written (b*).
+	queue     []item
+	qFrames   int
+	qBytes    int
+	bFrames   int
+	bBytes    int
+	writing   bool
+	written   int64 // cursor of the last update written to the socket
+	pingTimer *time.Timer
+}
+
+func newConn(s *Server, wc *websocket.Conn, cork *corker, user chat.Address, after int64) *conn {
+	return &conn{
+		srv:     s,
+		ws:      wc,
+		cork:    cork,
+		user:    user,
+		done:    make(chan struct{}),
+		room:    make(chan struct{}, 1),
+		sem:     make(chan struct{}, s.cfg.MaxInFlight),
+		last:    after,
+		seen:    after,
+		written: after,
+	}
+}
+
+// run is the session: subscribe, start the replay, read until the socket
+// ends, tear down.
+func (c *conn) run() {
+	defer c.srv.remove(c)
+	// Subscribe before replaying, so that nothing published during the
+	// replay is missed: it waits in ahead, or is dropped as already sent.
+	c.mu.Lock()
+	c.filling = true
+	c.mu.Unlock()
+	cancel, err := c.srv.bus.Subscribe(c.user, c.onEvent)
+	if err != nil {
+		c.srv.log.Error("ws: bus subscribe", "err", err, "user", c.user)
+		c.ws.Close(websocket.StatusTryAgainLater, "bus unavailable; reconnect")
+		return
+	}
+	c.mu.Lock()
+	c.startBG(c.fill)
+	c.pingTimer = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
+	c.mu.Unlock()
+
+	c.readLoop()
+
+	cancel()
+	c.mu.Lock()
+	c.dead = true
+	c.pingTimer.Stop()
+	if c.gapTimer != nil {
+		c.gapTimer.Stop()
+	}
+	if c.forceTimer != nil {
+		c.forceTimer.Stop()
+	}
+	c.queue, c.ahead = nil, nil
+	c.mu.Unlock()
+	close(c.done)
+	c.ws.CloseNow()
+	c.bg.Wait()
+}
+
+// startBG runs f on a goroutine counted in bg. c.mu is held and c.dead is
+// false.
+func (c *conn) startBG(f func()) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		f()
+	}()
+}
+
+func (c *conn) readLoop() {
+	for {
+		typ, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			if s := websocket.CloseStatus(err); s == -1 {
+				c.srv.log.Debug("ws: read", "user", c.user, "err", err)
+			}
+			return
+		}
+		c.handle(typ, data)
+	}
+}
+
+// handle answers one client frame.
+func (c *conn) handle(typ websocket.MessageType, data []byte) {
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return
+	}
+	if typ != websocket.MessageText {
+		c.bad("", "binary frames are not accepted; send JSON text frames")
+		return
+	}
+	var f inFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		// On a type error Unmarshal still fills what it could, ref included.
+		c.bad(f.Ref, "the frame is not a valid JSON object of the API: "+err.Error())
+		return
+	}
+	switch f.Type {
+	case "send":
+		c.startOp(f.Ref, func(ctx context.Context) {
+			sent, err := c.srv.svc.Send(ctx, c.user, messaging.SendRequest{
+				ConversationID: f.ConversationID, ClientID: f.ClientID, Body: f.Body, Meta: f.Meta,
+			})
+			if err != nil {
+				c.sendError(f.Ref, err)
+				return
+			}
+			c.queueFrame(encode(ackSendFrame{Type: "ack", Ref: f.Ref, Message: &sent.Message, Cursor: sent.Cursor}))
+		})
+	case "read":
+		c.startOp(f.Ref, func(ctx context.Context) {
+			readSeq, err := c.srv.svc.MarkRead(ctx, c.user, f.ConversationID, f.Seq)
+			if err != nil {
+				c.sendError(f.Ref, err)
+				return
+			}
+			c.queueFrame(encode(ackReadFrame{Type: "ack", Ref: f.Ref, ReadSeq: readSeq}))
+		})
+	case "typing":
+		if !c.typingBucket.allow(time.Now(), c.srv.cfg.TypingPerSecond, c.srv.cfg.TypingBurst) {
+			return // best effort; see the package doc
+		}
+		c.startOp(f.Ref, func(ctx context.Context) {
+			if err := c.srv.svc.Typing(ctx, c.user, f.ConversationID); err != nil {
+				c.sendError(f.Ref, err)
+			}
+		})
+	case "ping":
+		c.queueFrame(encode(pongFrame{Type: "pong", Ref: f.Ref}))
+	case "":
+		c.bad(f.Ref, `the frame has no "type"; expected send, read, typing or ping`)
+	default:
+		c.bad(f.Ref, fmt.Sprintf("unknown frame type %q; expected send, read, typing or ping", f.Type))
+	}
+}
+
+// bad answers a malformed frame, and closes the socket when they come too
+// fast.
+func (c *conn) bad(ref, msg string) {
+	if !c.badBucket.allow(time.Now(), 1, c.srv.cfg.MaxBadFrames) {
+		c.closeAfterFlush(websocket.StatusPolicyViolation, "too many malformed frames", false)
+		return
+	}
+	c.queueFrame(encode(errorFrame{Type: "error", Ref: ref, Error: chat.Errorf(chat.InvalidArgument, "%s", msg)}))
+}
+
+func (c *conn) sendError(ref string, err error) {
+	ce := apiError(err)
+	if ce.Code == chat.Internal {
+		c.srv.log.Error("ws: operation failed", "user", c.user, "ref", ref, "err", err)
+	}
+	c.queueFrame(encode(errorFrame{Type: "error", Ref: ref, Error: ce}))
+}
+
+// startOp runs an operation on its own goroutine, at most MaxInFlight at
+// once per socket: past that, the reading goroutine waits here, and the
+// client's frames wait in TCP buffers.
+func (c *conn) startOp(ref string, op func(ctx context.Context)) {
+	c.mu.Lock()
+	if c.shutting {
+		c.mu.Unlock()
+		c.sendError(ref, chat.Errorf(chat.Unavailable, "the server is shutting down; reconnect and send again"))
+		return
+	}
+	c.ops.Add(1)
+	c.bg.Add(1)
+	c.mu.Unlock()
+	c.sem <- struct{}{}
+	go func() {
+		defer c.bg.Done()
+		defer c.ops.Done()
+		defer func() { <-c.sem }()
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		op(ctx)
+	}()
+}
+
+// queueFrame queues a frame that is not an update.
+func (c *conn) queueFrame(b []byte) {
+	c.mu.Lock()
+	c.enqueue(item{b: b})
+	c.mu.Unlock()
+}
+
+// enqueue adds to the queue and makes sure a writer runs. A client past the
+// queue's bounds is closed as too slow. c.mu is held.
+func (c *conn) enqueue(it item) {
+	if c.dead || c.closing {
+		return
+	}
+	c.queue = append(c.queue, it)
+	c.qFrames++
+	c.qBytes += len(it.b)
+	if c.qFrames+c.bFrames > c.srv.cfg.QueueFrames || c.qBytes+c.bBytes > c.srv.cfg.QueueBytes {
+		// Drop what waits, so that the memory goes at once, and close
+		// after the batch being written, if it ever gets written.
+		c.queue, c.qFrames, c.qBytes = nil, 0, 0
+		c.requestClose(websocket.StatusTryAgainLater, "too slow; reconnect with after=", true)
+		// The close frame waits behind a write the client is not taking;
+		// give it a moment, then cut the socket.
+		c.forceTimer = time.AfterFunc(c.srv.cfg.SlowCloseGrace, func() { c.cork.nc.Close() })
+		return
+	}
+	c.wake()
+}
+
+// wake starts the writer unless it runs. c.mu is held.
+func (c *conn) wake() {
+	if !c.writing && !c.dead {
+		c.writing = true
+		c.startBG(c.writeLoop)
+	}
+}
+
+// closeAfterFlush closes the socket with code once the frames queued so far
+// are written.
+func (c *conn) closeAfterFlush(code websocket.StatusCode, reason string, withCursor bool) {
+	c.mu.Lock()
+	c.requestClose(code, reason, withCursor)
+	c.mu.Unlock()
+}
+
+// requestClose queues the close. c.mu is held.
+func (c *conn) requestClose(code websocket.StatusCode, reason string, withCursor bool) {
+	if c.dead || c.closing {
+		return
+	}
+	c.closing = true
+	c.queue = append(c.queue, item{close: &closeReq{code: code, reason: reason, withCursor: withCursor}})
+	c.wake()
+}
+
+// writeLoop writes the queue in batches, each gathered by the corker into
+// one system call, until the queue is empty.
+func (c *conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 || c.dead {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.queue = nil
+		c.bFrames, c.bBytes = c.qFrames, c.qBytes
+		c.qFrames, c.qBytes = 0, 0
+		c.mu.Unlock()
+
+		var (
+			req    *closeReq
+			cursor int64
+			err    error
+		)
+		c.cork.Cork()
+		for _, it := range batch {
+			if it.close != nil {
+				req = it.close
+				break
+			}
+			if err = c.ws.Write(context.Background(), websocket.MessageText, it.b); err != nil {
+				break
+			}
+			if it.cursor > 0 {
+				cursor = it.cursor
+			}
+		}
+		if err2 := c.cork.Uncork(); err == nil {
+			err = err2
+		}
+
+		c.mu.Lock()
+		c.bFrames, c.bBytes = 0, 0
+		if err == nil && cursor > 0 {
+			c.written = cursor
+		}
+		written := c.written
+		if err != nil || req != nil {
+			c.closing = true
+			c.queue = nil
+			c.writing = false
+		}
+		c.mu.Unlock()
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+
+		if err != nil {
+			c.srv.log.Debug("ws: write", "user", c.user, "err", err)
+			c.ws.CloseNow()
+			return
+		}
+		if req != nil {
+			reason := req.reason
+			if req.withCursor {
+				reason += strconv.FormatInt(written, 10)
+			}
+			c.ws.Close(req.code, reason)
+			return
+		}
+	}
+}
+
+// keepalive pings the peer and drops the socket when no pong comes back in
+// time. It runs on its timer's goroutine and rearms the timer.
+func (c *conn) keepalive() {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	defer c.bg.Done()
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.PongTimeout)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil {
+		c.srv.log.Debug("ws: no pong; dropping the socket", "user", c.user, "err", err)
+		c.ws.CloseNow()
+		return
+	}
+	c.mu.Lock()
+	if !c.dead {
+		c.pingTimer.Reset(c.srv.cfg.PingInterval)
+	}
+	c.mu.Unlock()
+}
+
+// shutdown lets the operations in progress finish and be answered, then
+// closes the socket with 1001 after the frames queued.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead || c.shutting {
+		return
+	}
+	c.shutting = true
+	c.startBG(func() {
+		c.ops.Wait()
+		c.closeAfterFlush(websocket.StatusGoingAway, "server shutting down; reconnect with after=", true)
+	})
+}
+
+// onEvent is the bus's callback: it must not block.
+func (c *conn) onEvent(e bus.Event) {
+	if e.Typing != nil {
+		c.queueFrame(encode(typingFrame{Type: "typing", ConversationID: e.Typing.ConversationID, From: e.Typing.From}))
+		return
+	}
+	u := e.Update
+	if u == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead || c.closing {
+		return
+	}
+	c.seen = max(c.seen, u.Cursor)
+	if u.Cursor <= c.last {
+		return
+	}
+	if !c.filling && u.Cursor == c.last+1 {
+		c.sendUpdate(u)
+		c.drainAhead()
+		if len(c.ahead) == 0 && c.gapTimer != nil {
+			c.gapTimer.Stop()
+			c.gapTimer = nil
+		}
+		return
+	}
+	c.addAhead(u)
+	if !c.filling && c.gapTimer == nil {
+		if c.srv.cfg.GapWait < 0 {
+			c.startFill()
+		} else {
+			c.gapTimer = time.AfterFunc(c.srv.cfg.GapWait, c.gapTimeout)
+		}
+	}
+}
+
+// gapTimeout runs when a missing cursor did not arrive within GapWait.
+func (c *conn) gapTimeout() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gapTimer = nil
+	if c.dead || c.closing || c.filling {
+		return
+	}
+	c.drainAhead()
+	if c.seen > c.last {
+		c.startFill()
+	}
+}
+
+// startFill starts backfilling from the store. c.mu is held.
+func (c *conn) startFill() {
+	if c.dead {
+		return
+	}
+	c.filling = true
+	if c.gapTimer != nil {
+		c.gapTimer.Stop()
+		c.gapTimer = nil
+	}
+	c.startBG(c.fill)
+}
+
+// sendUpdate queues an update, which is the next in cursor order. c.mu is
+// held.
+func (c *conn) sendUpdate(u *chat.Update) {
+	c.last = u.Cursor
+	c.enqueue(item{b: encode(updateFrame{Type: "update", Update: u}), cursor: u.Cursor})
+}
+
+// addAhead keeps u, in cursor order, for when the cursors before it arrive.
+// c.mu is held.
+func (c *conn) addAhead(u *chat.Update) {
+	i := sort.Search(len(c.ahead), func(i int) bool { return c.ahead[i].Cursor >= u.Cursor })
+	if i < len(c.ahead) && c.ahead[i].Cursor == u.Cursor {
+		return
+	}
+	if len(c.ahead) >= maxAhead {
+		return // the store has it; seen makes fill fetch it
+	}
+	c.ahead = append(c.ahead, nil)
+	copy(c.ahead[i+1:], c.ahead[i:])
+	c.ahead[i] = u
+}
+
+// drainAhead drops held updates already sent and sends those that are now
+// next. c.mu is held.
+func (c *conn) drainAhead() {
+	n := 0
+	for _, u := range c.ahead {
+		if u.Cursor <= c.last {
+			n++
+			continue
+		}
+		if u.Cursor != c.last+1 {
+			break
+		}
+		c.sendUpdate(u)
+		n++
+	}
+	if n == len(c.ahead) {
+		c.ahead = nil
+	} else {
+		c.ahead = c.ahead[n:]
+	}
+}
+
+// fill replays the store's updates after the last cursor sent until it has
+// caught up with everything the bus has shown, then sends ready (the first
+// time) and lets live updates through. It takes a page only when the queue
+// has room, so a long backlog streams at the client's pace.
+func (c *conn) fill() {
+	idle := 0
+	for {
+		c.mu.Lock()
+		if c.dead || c.closing {
+			c.mu.Unlock()
+			return
+		}
+		after := c.last
+		c.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		ups, _, more, err := c.srv.svc.Sync(ctx, c.user, after, c.srv.cfg.SyncPage)
+		cancel()
+		if err != nil {
+			c.srv.log.Warn("ws: replay from the store failed; closing", "user", c.user, "err", err)
+			c.closeAfterFlush(websocket.StatusTryAgainLater, "store unavailable; reconnect with after=", true)
+			return
+		}
+		progressed := false
+		for i := range ups {
+			if !c.waitRoom() {
+				return
+			}
+			c.mu.Lock()
+			if u := &ups[i]; u.Cursor > c.last {
+				c.sendUpdate(u)
+				progressed = true
+			}
+			c.mu.Unlock()
+		}
+
+		c.mu.Lock()
+		c.drainAhead()
+		if !more && c.last >= c.seen {
+			c.filling = false
+			if !c.ready {
+				c.ready = true
+				c.enqueue(item{b: encode(readyFrame{Type: "ready", Cursor: c.last})})
+			}
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		if progressed || more {
+			idle = 0
+			continue
+		}
+		// The bus showed a cursor that the store does not show yet.
+		// Give the store a moment; if it never does, let the client
+		// start over rather than skip the gap.
+		if idle++; idle > 100 {
+			c.srv.log.Error("ws: the store does not show a cursor the bus delivered", "user", c.user, "cursor", c.seen)
+			c.closeAfterFlush(websocket.StatusTryAgainLater, "stream gap; reconnect with after=", true)
+			return
+		}
+		select {
+		case <-c.done:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// waitRoom waits until the queue is at most half full. It returns false
+// when the session ends or closes first.
+func (c *conn) waitRoom() bool {
+	for {
+		c.mu.Lock()
+		if c.dead || c.closing {
+			c.mu.Unlock()
+			return false
+		}
+		ok := c.qFrames+c.bFrames < c.srv.cfg.QueueFrames/2 && c.qBytes+c.bBytes < c.srv.cfg.QueueBytes/2
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-c.room:
+		case <-c.done:
+			return false
+		}
+	}
+}
+
+// bucket is a token bucket, used by one goroutine.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -1,0 +1,50 @@
+// Package ws serves the WebSocket endpoint of the API (GET /v1/ws): a user's
+// live stream of updates, and sends, read receipts, typing and pings from
+// the client, all as JSON text frames.
+//
+// # The stream
+//
+// On connect the session subscribes to the user's bus events first, then
+// replays the store's updates after the client's cursor (after=N) in pages,
+// then sends {"type":"ready","cursor":C}, then goes live. Every update frame
+// has a cursor greater than the one before: an update at or below the last
+// cursor sent is dropped; one that skips ahead (a gap: updates of one user
+// can be published out of order, or the bus lost one) is held for up to
+// Config.GapWait for the missing cursors to arrive, and then the session
+// backfills the gap from the store. Replay and backfill fetch a page only
+// when the outgoing queue has room, so a long backlog never piles up in
+// memory.
+//
+// # Limits and close codes
+//
+//   - A frame larger than Config.MaxFrameBytes (64 KiB) closes the socket
+//     with 1009 (message too big).
+//   - A frame that is not a JSON object of a known type gets an error frame
+//     (invalid_argument, with the ref when it could be read) and the socket
+//     stays open. More than Config.MaxBadFrames of them in quick succession
+//     (a bucket refilled at one per second) close it with 1008 (policy
+//     violation).
+//   - Typing frames beyond Config.TypingPerSecond (with a burst of
+//     Config.TypingBurst) are dropped silently: typing is best effort, and
+//     an error for each would only add traffic.
+//   - Each socket's outgoing queue holds at most Config.QueueFrames frames
+//     and Config.QueueBytes bytes. A client that falls further behind is
+//     closed with 1013 (try again later) and the reason "too slow; reconnect
+//     with after=<cursor>", the cursor of the last update written to it.
+//   - The server pings every Config.PingInterval; a peer that does not answer
+//     within Config.PongTimeout is dropped (half-open connections).
+//   - A write that cannot complete within Config.WriteTimeout drops the
+//     socket.
+//   - A store failure while replaying closes with 1013 and "store
+//     unavailable; reconnect with after=<cursor>".
+//   - Shutdown closes with 1001 (going away) after the sends already taken
+//     in are answered.
+//
+// # Memory
+//
+// An idle session costs one goroutine (blocked reading), a small read
+// buffer and a few hundred bytes of state. The writer goroutine, the queue
+// and the write buffer exist only while there is something to send: frames
+// of one burst are gathered in a pooled buffer and written with one system
+// call.
+package ws
