@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,6 +19,7 @@ import (
 type env struct {
 	t     testing.TB
 	srv   *Server
+	stop  func() // ends Run and waits for it; idempotent
 	base  string
 	admin string
 	c     *http.Client
@@ -52,14 +54,18 @@ func startWith(t testing.TB, cfg Config) *env {
 		t.Fatalf("Run: %v", <-done)
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		tr.CloseIdleConnections()
-	})
-	return &env{t: t, srv: srv, base: "http://" + addr, admin: srv.AdminToken(),
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			tr.CloseIdleConnections()
+		})
+	}
+	t.Cleanup(stop)
+	return &env{t: t, srv: srv, stop: stop, base: "http://" + addr, admin: srv.AdminToken(),
 		c: &http.Client{Transport: tr, Timeout: 30 * time.Second}, secrets: map[string]string{}}
 }
 
