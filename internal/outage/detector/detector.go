@@ -75,9 +75,19 @@ type Config struct {
 	// outage is not learned as the new normal within minutes; a lasting
 	// change is still absorbed, slowly. Default 0.1.
 	AlertLearn float64
-	// Refractory is the least number of observations between two onsets:
-	// an alert that ends and starts again within it is one episode, not a
-	// new page. Default 0.
+	// Surprise, when positive, also requires the deviation (in spreads) to
+	// be Surprise standard deviations above the series' own long-run mean
+	// deviation; SurpriseAlpha is the weight of one observation in that
+	// mean. Defaults 0 (off) and 0.001.
+	Surprise, SurpriseAlpha float64
+	// SpreadFloor bounds a bucket's spread below, as a fraction of the
+	// series' overall spread. Default 0.1.
+	SpreadFloor float64
+	// Refractory, when positive, is the least number of observations
+	// between two onsets, and an alert still on after it has a new onset at
+	// its next anomalous observation: one page per episode-sized stretch,
+	// whether the alert flickers or lasts. Default 0: an onset at the start
+	// of each alert.
 	Refractory int
 }
 
@@ -94,6 +104,7 @@ func DefaultConfig() Config {
 		MinAbs:        30,
 		Release:       0.3,
 		Refractory:    0,
+		SpreadFloor:   0.1,
 		ReleasePoints: 10,
 		Clip:          3,
 		AlertLearn:    0.1,
@@ -103,14 +114,18 @@ func DefaultConfig() Config {
 // OfflineConfig is the one fixed configuration of the offline mode (RunCSV)
 // for series of unknown units, scale and sampling: no absolute or relative
 // margin, since a margin in reports means nothing for CPU percentages or
-// temperatures; faster learning, since a file may hold only two weeks; and
-// at most one onset every 200 observations, since an operator paged about
-// a machine does not need paging again about the same episode.
+// temperatures; faster learning, since a file may hold only two weeks; a
+// deviation must also be rare for the series itself (Surprise), since many
+// machine metrics are spiky by nature; and at most one onset every 200
+// observations, since an operator paged about a machine does not need
+// paging again about the same episode.
 func OfflineConfig() Config {
 	c := DefaultConfig()
 	c.MinAbs = -1
 	c.MinRatio = -1
-	c.Threshold = 6
+	c.Threshold = 4
+	c.Surprise = 5
+	c.SpreadFloor = 0.3
 	c.Alpha = 0.3
 	c.GlobalAlpha = 0.5
 	c.AlertLearn = 1
@@ -149,6 +164,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Clip <= 0 {
 		c.Clip = d.Clip
+	}
+	if c.SurpriseAlpha <= 0 {
+		c.SurpriseAlpha = 0.001
+	}
+	if c.SpreadFloor <= 0 {
+		c.SpreadFloor = d.SpreadFloor
 	}
 	if c.AlertLearn <= 0 {
 		c.AlertLearn = d.AlertLearn
@@ -193,6 +214,8 @@ type Series struct {
 	quiet  int
 	since  int // observations since the last onset
 	last   time.Time
+
+	zn, zmean, zvar float64 // long-run deviations, in spreads
 }
 
 // NewSeries returns a series that flags deviations in direction dir.
@@ -252,8 +275,10 @@ func (s *Series) Observe(t time.Time, v float64) Point {
 	norm := (1-f)*e0.level + f*e1.level
 	// Mean absolute deviation to standard deviation, for a normal.
 	spread := 1.2533 * ((1-f)*e0.dev + f*e1.dev)
-	// A spread of zero (a flat line) would make any wobble infinite.
-	floor := 1e-9 + 1e-3*math.Abs(norm)
+	// A spread of zero (a flat line, a bucket that saw one value) would make
+	// any wobble infinite: bound it below by a fraction of the series'
+	// overall spread.
+	floor := 1e-9 + 1e-3*math.Abs(norm) + c.SpreadFloor*1.2533*s.global.dev
 	if spread < floor {
 		spread = floor
 	}
@@ -278,6 +303,21 @@ func (s *Series) Observe(t time.Time, v float64) Point {
 			excess = min(excess, (hi/lo-1)/c.MinRatio)
 		}
 	}
+	// Surprise: is this deviation rare for this series? Compare it with the
+	// long-run mean and spread of the series' own deviations, so a series
+	// that always jumps around needs a bigger jump than a calm one.
+	if c.Surprise > 0 {
+		z := math.Abs(dev) / spread
+		if s.zn > 30 {
+			q := (z - s.zmean) / (math.Sqrt(s.zvar) + 1e-9)
+			excess = max(0, min(excess, q/c.Surprise))
+		}
+		a := max(c.SurpriseAlpha, 1/(s.zn+1))
+		d := min(z, s.zmean+10*math.Sqrt(s.zvar)+1) - s.zmean
+		s.zmean += a * d
+		s.zvar += a * (d*d - s.zvar)
+		s.zn++
+	}
 	// Too early to know what normal is: stay quiet until the series has
 	// seen a bucket's worth of time and a few observations.
 	if s.global.n < 1 || s.n < 10 {
@@ -286,12 +326,14 @@ func (s *Series) Observe(t time.Time, v float64) Point {
 	p.Score = excess / (1 + excess)
 	p.Anomalous = p.Score >= 0.5
 
+	// With a refractory period, a long alert pages again once it is over;
+	// without, only the start of an alert does.
+	if p.Anomalous && s.since >= c.Refractory && (!s.alert || c.Refractory > 0) {
+		p.Onset, s.since = true, 0
+	}
 	switch {
 	case p.Anomalous && !s.alert:
 		s.alert, s.quiet = true, 0
-		if s.since >= c.Refractory {
-			p.Onset, s.since = true, 0
-		}
 	case s.alert && p.Score < c.Release:
 		s.quiet++
 		if s.quiet >= c.ReleasePoints {
