@@ -67,6 +67,10 @@ type conn struct {
 	shutting bool       // Shutdown began: new operations are refused
 	closing  bool       // a close is queued or done: nothing more is queued
 
+	// serial holds, per conversation with an operation running, the
+	// operations waiting their turn.
+	serial map[string][]func(context.Context)
+
 	// The stream.
 	last     int64          // cursor of the last update queued
 	seen     int64          // highest cursor the bus has shown
@@ -185,7 +189,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) {
 	}
 	switch f.Type {
 	case "send":
-		c.startOp(f.Ref, func(ctx context.Context) {
+		c.startOp(f.Ref, f.ConversationID, func(ctx context.Context) {
 			sent, err := c.srv.svc.Send(ctx, c.user, messaging.SendRequest{
 				ConversationID: f.ConversationID, ClientID: f.ClientID, Body: f.Body, Meta: f.Meta,
 			})
@@ -196,7 +200,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) {
 			c.queueFrame(encode(ackSendFrame{Type: "ack", Ref: f.Ref, Message: &sent.Message, Cursor: sent.Cursor}))
 		})
 	case "read":
-		c.startOp(f.Ref, func(ctx context.Context) {
+		c.startOp(f.Ref, f.ConversationID, func(ctx context.Context) {
 			readSeq, err := c.srv.svc.MarkRead(ctx, c.user, f.ConversationID, f.Seq)
 			if err != nil {
 				c.sendError(f.Ref, err)
@@ -208,7 +212,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) {
 		if !c.typingBucket.allow(time.Now(), c.srv.cfg.TypingPerSecond, c.srv.cfg.TypingBurst) {
 			return // best effort; see the package doc
 		}
-		c.startOp(f.Ref, func(ctx context.Context) {
+		c.startOp(f.Ref, "", func(ctx context.Context) {
 			if err := c.srv.svc.Typing(ctx, c.user, f.ConversationID); err != nil {
 				c.sendError(f.Ref, err)
 			}
@@ -240,10 +244,14 @@ func (c *conn) sendError(ref string, err error) {
 	c.queueFrame(encode(errorFrame{Type: "error", Ref: ref, Error: ce}))
 }
 
-// startOp runs an operation on its own goroutine, at most MaxInFlight at
-// once per socket: past that, the reading goroutine waits here, and the
-// client's frames wait in TCP buffers.
-func (c *conn) startOp(ref string, op func(ctx context.Context)) {
+// startOp runs an operation on a goroutine, at most MaxInFlight at once
+// per socket (counting those waiting their turn): past that, the reading
+// goroutine waits here, and the client's frames wait in TCP buffers.
+// Operations with the same non-empty key (a conversation) run one after
+// another in the order the client sent them, so that a client pipelining
+// sends to a conversation gets them stored in that order; operations on
+// different conversations run in parallel.
+func (c *conn) startOp(ref, key string, op func(ctx context.Context)) {
 	c.mu.Lock()
 	if c.shutting {
 		c.mu.Unlock()
@@ -251,16 +259,48 @@ func (c *conn) startOp(ref string, op func(ctx context.Context)) {
 		return
 	}
 	c.ops.Add(1)
-	c.bg.Add(1)
 	c.mu.Unlock()
 	c.sem <- struct{}{}
+
+	c.mu.Lock()
+	if key != "" {
+		if q, busy := c.serial[key]; busy {
+			c.serial[key] = append(q, op)
+			c.mu.Unlock()
+			return
+		}
+		if c.serial == nil {
+			c.serial = make(map[string][]func(context.Context))
+		}
+		c.serial[key] = nil // present: busy
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
 	go func() {
 		defer c.bg.Done()
-		defer c.ops.Done()
-		defer func() { <-c.sem }()
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		defer cancel()
-		op(ctx)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			op(ctx)
+			cancel()
+			<-c.sem
+			c.ops.Done()
+			if key == "" {
+				return
+			}
+			c.mu.Lock()
+			q := c.serial[key]
+			if len(q) == 0 {
+				delete(c.serial, key)
+				if len(c.serial) == 0 {
+					c.serial = nil // no map kept while idle
+				}
+				c.mu.Unlock()
+				return
+			}
+			op = q[0]
+			c.serial[key] = q[1:]
+			c.mu.Unlock()
+		}
 	}()
 }
 

@@ -15,6 +15,14 @@
 // when the outgoing queue has room, so a long backlog never piles up in
 // memory.
 //
+// # Operations
+//
+// Sends, reads and typing notices run on their own goroutines, up to
+// Config.MaxInFlight per socket; sends and reads to one conversation run in
+// the order the client sent them, so pipelined messages keep their order.
+// Every send and read is answered by an ack or an error frame with its ref;
+// a repeated client_id is acked with the first result.
+//
 // # Limits and close codes
 //
 //   - A frame larger than Config.MaxFrameBytes (64 KiB) closes the socket

@@ -234,8 +234,10 @@ func TestMultiDevice(t *testing.T) {
 		}
 		checkOrder(t, ups, 2)
 		for i, u := range ups {
-			if u.Message.Seq != int64(i+1) {
-				t.Fatalf("device %d: update %d carries seq %d", di, i, u.Message.Seq)
+			// Pipelined sends to one conversation are stored in the
+			// order they were sent.
+			if u.Message.Seq != int64(i+1) || u.Message.Body != fmt.Sprint("m", i) {
+				t.Fatalf("device %d: update %d carries seq %d body %q", di, i, u.Message.Seq, u.Message.Body)
 			}
 		}
 	}
