@@ -4,18 +4,31 @@
 // # Writes
 //
 // One writer goroutine owns every write. Callers queue a request and wait;
-// the writer drains up to Options.MaxBatch queued requests into one indexed
-// batch, applies them in order (each sees the writes of those before it
-// through batch reads), commits the batch once with pebble.Sync and answers
-// them all. Concurrent writers so share one fsync, and because one goroutine
-// numbers everything, seqs and cursors have no gaps or duplicates. A request
-// does all its checks before it writes anything, so its error leaves the
-// batch and the other requests untouched. Reads go straight to the DB.
+// the writer drains up to Options.MaxBatch queued requests into one batch,
+// applying them in order, so that each sees the writes of those before it.
+// A request does all its checks before it writes anything, so its error
+// leaves the batch and the other requests untouched. Because one goroutine
+// numbers everything, seqs and cursors have no gaps or duplicates.
 //
-// The writer caches the conversations it has touched (members, last seq,
-// updated at) and every user's last cursor. It is the only writer, so the
-// cache is exact; it is dropped when a commit fails and trimmed only between
-// batches.
+// A finished batch goes down a pipeline: an applier goroutine applies it
+// with pebble.Sync but without waiting for the sync (DB.ApplyNoSyncWait),
+// and a syncer goroutine waits for the WAL sync and then answers the
+// batch's requests. So concurrent writers share one fsync, and the writer
+// builds the next batch while the last is applied and synced. A call
+// returns only once its batch is durable. If an apply or sync fails, that
+// batch and every later one fail with store.ErrUnavailable: the store must
+// be reopened.
+//
+// What the writer reads must include the batches not yet applied. It
+// caches conversations (members, last seq, updated at) and every user's
+// last cursor, and keeps the other keys it reads back (apps, idempotency
+// records, read positions, messages) in a pending map until their batch is
+// applied; anything else it reads from the DB.
+//
+// Pebble makes a batch visible before its sync ends. Reads go straight to
+// the DB, but Updates and Messages stop before the first stream entry or
+// message that is not durable yet (durableGate), so a reader never sees a
+// cursor or seq that a crash could then give to something else.
 //
 // # Keys
 //

@@ -424,3 +424,29 @@ func TestListKeyOrder(t *testing.T) {
 		t.Errorf("parseListKey = %d, %q, %v", at, id, err)
 	}
 }
+
+// Readers do not see stream entries and messages that are not durable yet
+// (the gate's marks); they see them once the marks go.
+func TestReadsStopAtTheDurableGate(t *testing.T) {
+	s := openTemp(t)
+	a, b := user("a"), user("b")
+	mustGroup(t, s, "g1", a, b)
+	mustAppend(t, s, message("g1", a, "1"))
+	mustAppend(t, s, message("g1", a, "2"))
+	// As if cursor 3 of b and seq 2 were applied but not yet synced.
+	s.gate.add(99, map[chat.Address]int64{b: 3}, map[string]int64{"g1": 2})
+	if list, err := s.Updates(t.Context(), b, 0, 10); err != nil || len(list) != 2 {
+		t.Errorf("Updates behind the gate = %d entries, %v; want 2", len(list), err)
+	}
+	if list, err := s.Updates(t.Context(), b, 2, 10); err != nil || len(list) != 0 {
+		t.Errorf("Updates after 2 behind the gate = %d entries, %v; want 0", len(list), err)
+	}
+	if list, err := s.Messages(t.Context(), "g1", 0, 10); err != nil || len(list) != 1 || list[0].Seq != 1 {
+		t.Errorf("Messages behind the gate = %+v, %v; want seq 1 only", list, err)
+	}
+	s.gate.durable(&built{gen: 99, users: []chat.Address{b}, convs: []string{"g1"}})
+	wantStream(t, s, b, 3)
+	if list, err := s.Messages(t.Context(), "g1", 0, 10); err != nil || len(list) != 2 {
+		t.Errorf("Messages after the gate opened = %d, %v; want 2", len(list), err)
+	}
+}

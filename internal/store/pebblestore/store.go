@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/store"
@@ -21,9 +22,11 @@ import (
 type Options struct {
 	// Logger receives Pebble's messages. Nil: discard.
 	Logger *slog.Logger
-	// CacheBytes is the size of Pebble's block cache. Zero: 64 MiB.
+	// CacheBytes is the size of Pebble's block cache. Pebble charges its
+	// memtables to it too, so it is raised to at least 4 × MemTableBytes.
+	// Zero: 256 MiB.
 	CacheBytes int64
-	// MemTableBytes is the size of one Pebble memtable. Zero: 64 MiB.
+	// MemTableBytes is the size of one Pebble memtable. Zero: 32 MiB.
 	MemTableBytes uint64
 	// MaxBatch is how many write calls at most share one commit (and so
 	// one fsync). Zero: 256.
@@ -45,6 +48,8 @@ type Store struct {
 	// writer when it has stopped.
 	quit, stopped chan struct{}
 
+	gate *durableGate
+
 	mu     sync.RWMutex // guards closed; read locked by every read of db
 	closed bool
 }
@@ -61,10 +66,13 @@ func Open(dir string, opts *Options) (*Store, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.CacheBytes <= 0 {
-		o.CacheBytes = 64 << 20
+		o.CacheBytes = 256 << 20
 	}
 	if o.MemTableBytes == 0 {
-		o.MemTableBytes = 64 << 20
+		o.MemTableBytes = 32 << 20
+	}
+	if o.CacheBytes < 4*int64(o.MemTableBytes) {
+		o.CacheBytes = 4 * int64(o.MemTableBytes)
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
@@ -80,12 +88,21 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{
+	popts := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       o.MemTableBytes,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{o.Logger},
-	})
+		Levels:             make([]pebble.LevelOptions, 7),
+	}
+	for i := range popts.Levels {
+		// Most point reads look for what is not there (a new client id,
+		// a block that was never made): bloom filters answer those
+		// without reading data blocks.
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		popts.Levels[i].FilterType = pebble.TableFilter
+	}
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
@@ -94,6 +111,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		reqs:    make(chan *request, o.MaxBatch),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
+		gate:    newDurableGate(),
 	}
 	w := &writer{
 		db:         db,
@@ -101,7 +119,12 @@ func Open(dir string, opts *Options) (*Store, error) {
 		maxBytes:   o.MaxBatchBytes,
 		cacheLimit: o.CacheEntries,
 	}
-	w.resetCache()
+	w.convs = make(map[string]*chat.Conversation)
+	w.cursors = make(map[chat.Address]int64)
+	w.pending = make(map[string]pendingValue)
+	w.keysOf = make(map[uint64][]string)
+	w.newEntries = make(map[chat.Address]int64)
+	w.newMessages = make(map[string]int64)
 	go s.run(w)
 	return s, nil
 }
@@ -304,6 +327,9 @@ func (s *Store) Messages(ctx context.Context, conversationID string, before int6
 	}
 	prefix := messagePrefix(nil, conversationID)
 	upper := prefixEnd(prefix)
+	if first := s.gate.conversation(conversationID); first > 0 && (before <= 0 || first < before) {
+		before = first
+	}
 	if before > 0 {
 		upper = messageKey(nil, conversationID, before)
 	}
@@ -444,7 +470,14 @@ func (s *Store) Updates(ctx context.Context, user chat.Address, after int64, lim
 		after = 0
 	}
 	prefix := updatePrefix(nil, user)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: updateKey(nil, user, after+1), UpperBound: prefixEnd(prefix)})
+	upper := prefixEnd(prefix)
+	if first := s.gate.stream(user); first > 0 {
+		if first <= after+1 {
+			return nil, nil
+		}
+		upper = updateKey(nil, user, first)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: updateKey(nil, user, after+1), UpperBound: upper})
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: updates of %s: %w", user, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
@@ -73,34 +74,164 @@ func (r *request) answer(err error) {
 // it.
 type writer struct {
 	db         *pebble.DB
-	b          *pebble.Batch
+	b          *pebble.Batch // the batch being built
+	gen        uint64        // the number of the batch being built
 	maxBatch   int
 	maxBytes   int
 	cacheLimit int
 
-	// convs and cursors hold what is committed plus what the current batch
-	// wrote: conversations by id, and the last cursor of each user's
-	// stream. They are dropped when a commit fails.
+	// convs and cursors hold conversations by id and the last cursor of
+	// each user's stream, as of the batch being built. An entry written by a
+	// batch that is not yet applied must stay (the DB does not have it yet),
+	// so they are trimmed only when every built batch is applied.
 	convs   map[string]*chat.Conversation
 	cursors map[chat.Address]int64
+
+	// pending holds the keys that the writer reads back (apps, idempotency
+	// records, read positions, messages) as written by batches not yet
+	// applied to the DB, the one being built included. keysOf lists each
+	// batch's keys, so that they are dropped once the batch is applied.
+	pending map[string]pendingValue
+	keysOf  map[uint64][]string
+	// applied is the number of the last batch applied to the DB.
+	applied uint64
+
+	// The streams and conversations the batch being built appends to, with
+	// the first cursor or seq it gives them: see durableGate.
+	newEntries  map[chat.Address]int64
+	newMessages map[string]int64
 
 	// Scratch buffers for keys and values. Batch.Set copies its arguments.
 	kbuf, kbuf2, vbuf []byte
 }
 
+type pendingValue struct {
+	v       []byte
+	deleted bool
+	gen     uint64
+}
+
+// A built batch travels from the writer to the applier, which applies it
+// to the DB (its writes are then visible, not yet durable), and on to the
+// syncer, which waits for the WAL sync and answers its requests. The writer
+// so builds the next batch while the last one is applied and synced.
+type built struct {
+	gen  uint64
+	b    *pebble.Batch
+	reqs []*request
+	err  error // set by the applier when the apply failed
+	// The streams and conversations the batch appends to.
+	users []chat.Address
+	convs []string
+}
+
+// durableGate keeps readers from what is applied but not yet durable.
+// Pebble makes a batch visible before its WAL sync ends; a reader who saw
+// an entry that a crash then lost could see its cursor (or seq) again with
+// other content. So, for each stream and conversation with entries not yet
+// synced, the gate holds the first such cursor or seq, and reads stop
+// before it. The writer adds marks before a batch is applied; the syncer
+// removes them once it is durable (never, if the sync fails).
+type durableGate struct {
+	mu      sync.Mutex
+	streams map[chat.Address]gateMark
+	convs   map[string]gateMark
+}
+
+type gateMark struct {
+	first int64  // the first entry not known to be durable
+	gen   uint64 // the last batch that appended
+}
+
+func newDurableGate() *durableGate {
+	return &durableGate{streams: make(map[chat.Address]gateMark), convs: make(map[string]gateMark)}
+}
+
+func (g *durableGate) add(gen uint64, users map[chat.Address]int64, convs map[string]int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for u, first := range users {
+		m, ok := g.streams[u]
+		if !ok {
+			m.first = first
+		}
+		m.gen = gen
+		g.streams[u] = m
+	}
+	for c, first := range convs {
+		m, ok := g.convs[c]
+		if !ok {
+			m.first = first
+		}
+		m.gen = gen
+		g.convs[c] = m
+	}
+}
+
+// durable removes the marks that batch gen, now synced, was the last to
+// set. (A mark that a later batch moved stays, with its older first entry,
+// until that batch is durable too: readers are held back a little longer.)
+func (g *durableGate) durable(b *built) {
+	if len(b.users) == 0 && len(b.convs) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, u := range b.users {
+		if g.streams[u].gen == b.gen {
+			delete(g.streams, u)
+		}
+	}
+	for _, c := range b.convs {
+		if g.convs[c].gen == b.gen {
+			delete(g.convs, c)
+		}
+	}
+}
+
+// stream returns the first cursor of user's stream that readers may not
+// see yet, or 0.
+func (g *durableGate) stream(user chat.Address) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.streams[user].first
+}
+
+// conversation returns the first seq of conv that readers may not see yet,
+// or 0.
+func (g *durableGate) conversation(conv string) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.convs[conv].first
+}
+
 func (s *Store) run(w *writer) {
-	defer close(s.stopped)
-	batch := make([]*request, 0, w.maxBatch)
+	applyq := make(chan *built, 1)
+	syncq := make(chan *built, 4)
+	appliedq := make(chan uint64, 64)
+	var pipeline sync.WaitGroup
+	pipeline.Go(func() { s.applier(applyq, syncq, appliedq) })
+	pipeline.Go(func() { s.syncer(syncq) })
+	defer func() {
+		close(applyq)
+		pipeline.Wait()
+		close(s.stopped)
+	}()
 	for {
 		var first *request
 		select {
 		case first = <-s.reqs:
+		case g := <-appliedq:
+			w.forget(g)
+			continue
 		case <-s.quit:
 			w.failQueued(s.reqs)
 			return
 		}
-		w.b = w.db.NewIndexedBatch()
-		batch = batch[:0]
+		w.forgetApplied(appliedq)
+		w.gen++
+		w.b = w.db.NewBatch()
+		batch := make([]*request, 0, 16)
 		if w.applyOne(first) {
 			batch = append(batch, first)
 		}
@@ -115,32 +246,83 @@ func (s *Store) run(w *writer) {
 				break drain
 			}
 		}
-		var err error
-		if !w.b.Empty() {
-			err = w.b.Commit(pebble.Sync)
-		}
-		w.b.Close()
+		// Even a batch that wrote nothing goes down the pipeline: its
+		// answers (failures, repeats) may rest on earlier batches, and the
+		// syncer answers in order.
+		b := &built{gen: w.gen, b: w.b, reqs: batch}
 		w.b = nil
-		if err != nil {
-			// The cache may hold this batch's writes, which are lost.
-			w.resetCache()
-			err = fmt.Errorf("pebblestore: commit: %w: %w", store.ErrUnavailable, err)
+		if len(w.newEntries) > 0 || len(w.newMessages) > 0 {
+			s.gate.add(b.gen, w.newEntries, w.newMessages)
+			b.users = make([]chat.Address, 0, len(w.newEntries))
+			for u := range w.newEntries {
+				b.users = append(b.users, u)
+			}
+			b.convs = make([]string, 0, len(w.newMessages))
+			for c := range w.newMessages {
+				b.convs = append(b.convs, c)
+			}
+			clear(w.newEntries)
+			clear(w.newMessages)
 		}
-		for _, r := range batch {
-			if err != nil && r.err == nil {
+		applyq <- b
+		w.trimCache(appliedq)
+	}
+}
+
+// applier applies each batch to the DB in order, and tells the writer.
+func (s *Store) applier(in <-chan *built, out chan<- *built, applied chan<- uint64) {
+	defer close(out)
+	var broken error
+	for b := range in {
+		switch {
+		case broken != nil:
+			b.err = broken
+		case !b.b.Empty():
+			// The WAL is written and the memtable updated now; the
+			// sync is waited for by the syncer.
+			if err := s.db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
+				broken = fmt.Errorf("pebblestore: commit: %w: %w", store.ErrUnavailable, err)
+				b.err = broken
+			}
+		}
+		applied <- b.gen
+		out <- b
+	}
+}
+
+// syncer waits until each batch is durable and answers its requests.
+func (s *Store) syncer(in <-chan *built) {
+	var broken error
+	for b := range in {
+		err := b.err
+		if err == nil && broken == nil && !b.b.Empty() {
+			if e := b.b.SyncWait(); e != nil {
+				err = fmt.Errorf("pebblestore: sync: %w: %w", store.ErrUnavailable, e)
+			}
+		}
+		if err != nil && broken == nil {
+			// Later batches were built on this one: none may succeed.
+			broken = err
+		}
+		if broken != nil {
+			err = broken
+		} else {
+			s.gate.durable(b)
+		}
+		b.b.Close()
+		for _, r := range b.reqs {
+			if err != nil {
 				r.err = err
 			}
 			r.answer(r.err)
 		}
-		clear(batch)
-		w.trimCache()
 	}
 }
 
 // applyOne applies r to the batch unless its caller has left, and reports
 // whether r waits for the commit. A request whose checks failed waits too
 // (with its error set, having written nothing): its answer may rest on
-// earlier writes of the batch, which are not durable yet.
+// earlier writes, which are not durable yet.
 func (w *writer) applyOne(r *request) bool {
 	if !r.state.CompareAndSwap(queued, taken) {
 		return false
@@ -166,14 +348,43 @@ func (w *writer) failQueued(reqs chan *request) {
 	}
 }
 
-func (w *writer) resetCache() {
-	w.convs = make(map[string]*chat.Conversation)
-	w.cursors = make(map[chat.Address]int64)
+// forget drops the pending keys of batch gen, now applied: the DB has them.
+func (w *writer) forget(gen uint64) {
+	for _, k := range w.keysOf[gen] {
+		if p, ok := w.pending[k]; ok && p.gen == gen {
+			delete(w.pending, k)
+		}
+	}
+	delete(w.keysOf, gen)
+	w.applied = gen
 }
 
-// trimCache bounds the cache between batches; dropping it all is crude but
-// cheap, and a miss costs only a read.
-func (w *writer) trimCache() {
+func (w *writer) forgetApplied(appliedq <-chan uint64) {
+	for {
+		select {
+		case g := <-appliedq:
+			w.forget(g)
+		default:
+			return
+		}
+	}
+}
+
+// trimCache bounds the cache. Dropping it all is crude but cheap, and a
+// miss costs only a read. It may drop only what the DB has, so past twice
+// the limit it waits for the batches in flight to be applied.
+func (w *writer) trimCache(appliedq <-chan uint64) {
+	if len(w.convs) <= w.cacheLimit && len(w.cursors) <= w.cacheLimit {
+		return
+	}
+	if w.applied != w.gen {
+		if len(w.convs) <= 2*w.cacheLimit && len(w.cursors) <= 2*w.cacheLimit {
+			return
+		}
+		for w.applied != w.gen {
+			w.forget(<-appliedq)
+		}
+	}
 	if len(w.convs) > w.cacheLimit {
 		w.convs = make(map[string]*chat.Conversation)
 	}
@@ -182,30 +393,44 @@ func (w *writer) trimCache() {
 	}
 }
 
-// get reads key through the batch; found is false when it does not exist.
+// get reads key as of the batch being built; found is false when it does
+// not exist. Only keys that set records in pending may be read this way.
 func (w *writer) get(key []byte, fn func(v []byte) error) (found bool, err error) {
-	v, closer, err := w.b.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
+	if p, ok := w.pending[string(key)]; ok {
+		if p.deleted {
+			return false, nil
+		}
+		return true, fn(p.v)
 	}
-	if err != nil {
-		return false, err
-	}
-	defer closer.Close()
-	return true, fn(v)
+	return get(w.db, key, fn)
 }
 
+// set writes key in the batch; keys that the writer reads back are also
+// recorded in pending.
 func (w *writer) set(key, value []byte) {
 	// Set on a batch fails only on a bug (an already committed batch).
 	if err := w.b.Set(key, value, nil); err != nil {
 		panic(err)
 	}
+	w.remember(key, value, false)
 }
 
 func (w *writer) del(key []byte) {
 	if err := w.b.Delete(key, nil); err != nil {
 		panic(err)
 	}
+	w.remember(key, nil, true)
+}
+
+func (w *writer) remember(key, value []byte, deleted bool) {
+	switch key[0] {
+	case pApp, pIdem, pRead, pMessage:
+	default:
+		return
+	}
+	k := string(key)
+	w.pending[k] = pendingValue{v: append([]byte(nil), value...), deleted: deleted, gen: w.gen}
+	w.keysOf[w.gen] = append(w.keysOf[w.gen], k)
 }
 
 // conversation returns the cached conversation, loading it on a miss; nil
@@ -263,7 +488,9 @@ func (w *writer) lastCursor(user chat.Address) (int64, error) {
 		return c, nil
 	}
 	prefix := updatePrefix(nil, user)
-	it, err := w.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	// The DB has every stream entry of a user who is not cached: see
+	// trimCache.
+	it, err := w.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return 0, err
 	}
@@ -299,6 +526,9 @@ func (w *writer) loadCursors(users []chat.Address) error {
 func (w *writer) appendEntry(user chat.Address, value []byte) int64 {
 	c := w.cursors[user] + 1
 	w.cursors[user] = c
+	if _, ok := w.newEntries[user]; !ok {
+		w.newEntries[user] = c
+	}
 	w.kbuf2 = updateKey(w.kbuf2[:0], user, c)
 	w.set(w.kbuf2, value)
 	return c
@@ -532,6 +762,9 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 
 	// Checks done; from here on nothing fails.
 	m.Seq = c.LastSeq + 1
+	if _, ok := w.newMessages[m.ConversationID]; !ok {
+		w.newMessages[m.ConversationID] = m.Seq
+	}
 	m.SentAt = normTime(m.SentAt)
 	w.kbuf = messageKey(w.kbuf[:0], m.ConversationID, m.Seq)
 	w.vbuf = encodeMessage(w.vbuf[:0], &m)

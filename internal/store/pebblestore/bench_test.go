@@ -1,0 +1,80 @@
+package pebblestore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+)
+
+// BenchmarkAppend measures durable appends with 1, 8 and 64 concurrent
+// appenders, each sending to its own direct conversation of two members.
+func BenchmarkAppend(b *testing.B) {
+	for _, senders := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			benchAppend(b, senders)
+		})
+	}
+}
+
+func benchAppend(b *testing.B, senders int) {
+	s := openTest(b, b.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	convs := make([]chat.Conversation, senders)
+	for i := range convs {
+		me, peer := chat.NewAddress("bench", fmt.Sprint("s", i)), chat.NewAddress("bench", fmt.Sprint("p", i))
+		c := chat.Conversation{ID: chat.DirectID(me, peer), Kind: chat.Direct, Members: []chat.Address{me, peer}, CreatedAt: t0}
+		if _, _, _, err := s.CreateConversation(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		convs[i] = c
+	}
+	body := "a message of a typical length, some sixty bytes or so......"
+	meta := []byte(`{}`)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Go(func() {
+			c := convs[i]
+			for {
+				n := next.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				_, err := s.AppendMessage(ctx, chat.Message{
+					ConversationID: c.ID, Sender: c.Members[0], ClientID: fmt.Sprint("c", n),
+					Kind: chat.KindText, Body: body, Meta: meta, SentAt: t0.Add(time.Duration(n)),
+				})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+	// CPU time per append tells cost apart from the wait for other
+	// processes on a shared machine.
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the user and system time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
