@@ -165,7 +165,7 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	writeJSON(w, http.StatusMethodNotAllowed, errorBody{chat.Errorf(chat.InvalidArgument,
-		"method %s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))})
+		"method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))})
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header, or
