@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -362,6 +363,10 @@ func (c *conn) requestClose(code websocket.StatusCode, reason string, withCursor
 // writeLoop writes the queue in batches, each gathered by the corker into
 // one system call, until the queue is empty.
 func (c *conn) writeLoop() {
+	// Let the goroutines made runnable by the same event (the sends of one
+	// store commit) queue their frames first, so that one system call
+	// carries more of them.
+	runtime.Gosched()
 	for {
 		c.mu.Lock()
 		batch := c.queue

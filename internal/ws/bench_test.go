@@ -1,0 +1,248 @@
+package ws_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+)
+
+// BenchmarkDelivery measures messages delivered per second and end-to-end
+// latency through the WebSocket path: 100 pairs of users on one node
+// (Pebble, every message synced before its ack), each sender keeping up to
+// 16 messages in flight, each receiver reading its stream. A message counts
+// when the receiver's socket has it; latency is from the sender's write to
+// the receiver's read. The load generator runs in this process and keeps
+// its parsing lean (it looks for the fields it needs) so that the server's
+// share of the 2 cores is what is measured.
+//
+//	go test -run '^$' -bench Delivery -benchtime 200000x -count 3 ./internal/ws/
+func BenchmarkDelivery(b *testing.B) {
+	const pairs, window = 100, 16
+	e := newEnv(b, envOpts{})
+	e.app("bench")
+	type pair struct {
+		conv     string
+		from, to *websocket.Conn
+	}
+	ps := make([]pair, pairs)
+	for i := range ps {
+		s, r := chat.NewAddress("bench", fmt.Sprint("s", i)), chat.NewAddress("bench", fmt.Sprint("r", i))
+		ps[i].conv = e.direct(s, r)
+		ps[i].from = e.dial(e.token(s), 1).c
+		ps[i].to = e.dial(e.token(r), 1).c
+		for _, c := range []*websocket.Conn{ps[i].from, ps[i].to} {
+			c.SetReadLimit(1 << 20)
+			for {
+				_, f, err := c.Read(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if bytes.HasPrefix(f, []byte(`{"type":"ready"`)) {
+					break
+				}
+			}
+		}
+	}
+	per := max(1, b.N/pairs)
+	lat := make([][]int64, pairs)
+	var errs atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range ps {
+		p := &ps[i]
+		slots := make(chan struct{}, window)
+		// Sender: write while fewer than window are unacknowledged.
+		wg.Go(func() {
+			prefix := `{"type":"send","conversation_id":"` + p.conv + `","client_id":"`
+			buf := make([]byte, 0, 256)
+			for n := range per {
+				slots <- struct{}{}
+				buf = append(buf[:0], prefix...)
+				buf = strconv.AppendInt(buf, int64(n), 10)
+				buf = append(buf, `","ref":"r","body":"`...)
+				buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
+				buf = append(buf, `"}`...)
+				if err := p.from.Write(context.Background(), websocket.MessageText, buf); err != nil {
+					errs.Add(1)
+					return
+				}
+			}
+		})
+		// The sender's socket: acks free slots; its own updates pass.
+		wg.Go(func() {
+			for acked := 0; acked < per; {
+				_, f, err := p.from.Read(context.Background())
+				if err != nil {
+					errs.Add(1)
+					return
+				}
+				switch {
+				case bytes.HasPrefix(f, []byte(`{"type":"ack"`)):
+					acked++
+					<-slots
+				case bytes.HasPrefix(f, []byte(`{"type":"error"`)):
+					b.Errorf("error frame: %s", f)
+					errs.Add(1)
+					return
+				}
+			}
+		})
+		// Receiver: every message, latency from the body's timestamp.
+		wg.Go(func() {
+			l := make([]int64, 0, per)
+			for len(l) < per {
+				_, f, err := p.to.Read(context.Background())
+				if err != nil {
+					errs.Add(1)
+					return
+				}
+				i := bytes.Index(f, []byte(`"body":"`))
+				if i < 0 {
+					continue
+				}
+				f = f[i+len(`"body":"`):]
+				t, err := strconv.ParseInt(string(f[:bytes.IndexByte(f, '"')]), 10, 64)
+				if err != nil {
+					b.Errorf("body: %v", err)
+					errs.Add(1)
+					return
+				}
+				l = append(l, time.Now().UnixNano()-t)
+			}
+			lat[i] = l
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if errs.Load() > 0 {
+		b.Fatalf("%d connections failed", errs.Load())
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(all[len(all)/2])/1e3, "p50-µs")
+	b.ReportMetric(float64(all[len(all)*99/100])/1e3, "p99-µs")
+}
+
+// BenchmarkIdleMemory measures the server's memory per idle connection:
+// the growth of heap in use plus goroutine stacks, after GC, with 10,000
+// sockets open and idle, divided by 10,000. The clients are raw sockets in
+// a child process (this test binary again, see TestMain), so that the
+// process measured holds only the server's side, and so that each process
+// stays within the file descriptor limit.
+//
+//	go test -run '^$' -bench IdleMemory -benchtime 1x -count 3 ./internal/ws/
+func BenchmarkIdleMemory(b *testing.B) {
+	const n = 10000
+	for b.Loop() {
+		e := newEnv(b, envOpts{})
+		e.app("idle")
+		var toks strings.Builder
+		for i := range n {
+			toks.WriteString(e.token(chat.NewAddress("idle", fmt.Sprint("u", i))))
+			toks.WriteByte('\n')
+		}
+		toks.WriteByte('\n') // the end of the list
+		before, gbefore := serverMemory()
+
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), idleHelperEnv+"="+e.url)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		go func() { in.Write([]byte(toks.String())) }()
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "connected" {
+			b.Fatalf("helper: %q %v", line, err)
+		}
+		waitFor(b, "every session", time.Minute, func() bool { return e.ws.Connections() == n })
+		// Let the ready frames go out and the writers end.
+		time.Sleep(time.Second)
+		after, gafter := serverMemory()
+		b.ReportMetric(float64(after-before)/n, "B/conn")
+		b.ReportMetric(float64(gafter-gbefore)/n, "goroutines/conn")
+		in.Close()
+		cmd.Wait()
+		waitFor(b, "the sessions to end", time.Minute, func() bool { return e.ws.Connections() == 0 })
+	}
+}
+
+// serverMemory is heap in use plus goroutine stacks, after GC.
+func serverMemory() (bytes uint64, goroutines int) {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc + m.StackInuse, runtime.NumGoroutine()
+}
+
+const idleHelperEnv = "SWITCHBOARD_WS_IDLE_HELPER"
+
+// TestMain runs the idle clients of BenchmarkIdleMemory when the test
+// binary is started as its helper, and the tests otherwise.
+func TestMain(m *testing.M) {
+	if u := os.Getenv(idleHelperEnv); u != "" {
+		os.Exit(idleClients(u))
+	}
+	os.Exit(m.Run())
+}
+
+// idleClients opens one raw WebSocket per token read from stdin, up to an
+// empty line, says "connected", and holds them, never reading, until stdin closes.
+func idleClients(rawURL string) int {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 4096), 4096)
+	var conns []net.Conn
+	for in.Scan() && in.Text() != "" {
+		nc, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+		if err == nil {
+			err = rawHandshake(nc, u, in.Text())
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "idle helper:", err)
+			return 1
+		}
+		conns = append(conns, nc)
+	}
+	fmt.Println("connected")
+	for in.Scan() {
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	return 0
+}
