@@ -32,10 +32,18 @@ import (
 // its parsing lean (it looks for the fields it needs) so that the server's
 // share of the 2 cores is what is measured.
 //
-//	go test -run '^$' -bench Delivery -benchtime 200000x -count 3 ./internal/ws/
+// The memstore case is not durable; it shows what the WebSocket path and
+// the load generator cost without the store.
+//
+//	go test -run '^$' -bench Delivery -benchtime 100000x -count 3 ./internal/ws/
 func BenchmarkDelivery(b *testing.B) {
+	b.Run("pebble", func(b *testing.B) { benchDelivery(b, false) })
+	b.Run("memstore", func(b *testing.B) { benchDelivery(b, true) })
+}
+
+func benchDelivery(b *testing.B, memory bool) {
 	const pairs, window = 100, 16
-	e := newEnv(b, envOpts{})
+	e := newEnv(b, envOpts{memory: memory})
 	e.app("bench")
 	type pair struct {
 		conv     string

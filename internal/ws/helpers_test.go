@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
 	"github.com/switchboard-chat/switchboard/internal/store"
+	"github.com/switchboard-chat/switchboard/internal/store/memstore"
 	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
 	"github.com/switchboard-chat/switchboard/internal/ws"
 )
@@ -46,13 +47,19 @@ type envOpts struct {
 	// wrapStore and wrapBus put a fake around the real thing.
 	wrapStore func(store.Store) store.Store
 	wrapBus   func(bus.Bus) bus.Bus
+	// memory uses memstore instead of Pebble.
+	memory bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
-	st, err := pebblestore.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
+	var st store.Store = memstore.New()
+	if !o.memory {
+		ps, err := pebblestore.Open(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = ps
 	}
 	var s store.Store = st
 	if o.wrapStore != nil {
