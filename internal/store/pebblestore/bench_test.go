@@ -78,3 +78,50 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkAppendGroup measures durable appends by 64 concurrent senders to
+// one group, where each message goes to every member's stream.
+func BenchmarkAppendGroup(b *testing.B) {
+	for _, members := range []int{16, 256} {
+		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
+			s := openTest(b, b.TempDir())
+			defer s.Close()
+			ctx := context.Background()
+			list := make([]chat.Address, members)
+			for i := range list {
+				list[i] = chat.NewAddress("bench", fmt.Sprint("m", i))
+			}
+			if _, _, _, err := s.CreateConversation(ctx, chat.Conversation{ID: "g", Kind: chat.Group, Members: list, Creator: list[0], CreatedAt: t0}); err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			start, cpu0 := time.Now(), cpuTime()
+			var wg sync.WaitGroup
+			for i := range 64 {
+				wg.Go(func() {
+					for {
+						n := next.Add(1)
+						if n > int64(b.N) {
+							return
+						}
+						_, err := s.AppendMessage(ctx, chat.Message{
+							ConversationID: "g", Sender: list[i%members], ClientID: fmt.Sprint("c", n),
+							Kind: chat.KindText, Body: "hello, group", SentAt: t0.Add(time.Duration(n)),
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed, cpu := time.Since(start), cpuTime()-cpu0
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/store"
 	"github.com/switchboard-chat/switchboard/internal/store/storetest"
@@ -444,9 +446,106 @@ func TestReadsStopAtTheDurableGate(t *testing.T) {
 	if list, err := s.Messages(t.Context(), "g1", 0, 10); err != nil || len(list) != 1 || list[0].Seq != 1 {
 		t.Errorf("Messages behind the gate = %+v, %v; want seq 1 only", list, err)
 	}
+	// A later batch appends to the same stream before 99 is durable: once
+	// 99 is, the gate moves to the later batch's first entry, not past it.
+	s.gate.add(100, map[chat.Address]int64{b: 4}, nil)
 	s.gate.durable(&built{gen: 99, users: []chat.Address{b}, convs: []string{"g1"}})
 	wantStream(t, s, b, 3)
+	s.gate.durable(&built{gen: 100, users: []chat.Address{b}})
 	if list, err := s.Messages(t.Context(), "g1", 0, 10); err != nil || len(list) != 2 {
 		t.Errorf("Messages after the gate opened = %d, %v; want 2", len(list), err)
 	}
+}
+
+// Appends and member changes racing in shared batches leave exactly one
+// list entry per member, at the conversation's UpdatedAt, and none for
+// those who left.
+func TestListEntriesUnderRacingMemberChanges(t *testing.T) {
+	s := openTemp(t)
+	a, b, c, d := user("a"), user("b"), user("c"), user("d")
+	mustGroup(t, s, "g1", a, b)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 20 {
+				m := message("g1", a, fmt.Sprintf("%d-%d", i, j))
+				m.SentAt = t0.Add(time.Duration(i*100+j) * time.Second)
+				mustAppend(t, s, m)
+			}
+		})
+	}
+	wg.Go(func() {
+		for j := range 10 {
+			joiner := c
+			if j%2 == 1 {
+				joiner = d
+			}
+			_, _, err := s.UpdateMembers(t.Context(), "g1", t0.Add(time.Duration(j)*time.Minute), func(conv *chat.Conversation) error {
+				conv.Members = []chat.Address{a, b, joiner}
+				return nil
+			})
+			if err != nil {
+				t.Errorf("UpdateMembers: %v", err)
+			}
+		}
+	})
+	wg.Wait()
+	conv, err := s.Conversation(t.Context(), "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []chat.Address{a, b, c, d} {
+		prefix := listPrefix(nil, u)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var at []int64
+		for ok := it.First(); ok; ok = it.Next() {
+			n, _, err := parseListKey(it.Key(), len(prefix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			at = append(at, n)
+		}
+		it.Close()
+		if !conv.HasMember(u) {
+			if len(at) != 0 {
+				t.Errorf("%s left but has list entries %v", u, at)
+			}
+			continue
+		}
+		if len(at) != 1 || at[0] != conv.UpdatedAt.UnixNano() {
+			t.Errorf("%s has list entries at %v, want one at %d", u, at, conv.UpdatedAt.UnixNano())
+		}
+	}
+}
+
+// A writer cache far smaller than the working set is dropped again and
+// again; numbering still comes out right, read back from the DB.
+func TestTinyWriterCache(t *testing.T) {
+	opts := testOptions(t)
+	opts.CacheEntries = 2
+	s, err := Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const groups, each = 6, 15
+	for g := range groups {
+		mustGroup(t, s, fmt.Sprint("g", g), user(fmt.Sprint("u", g)), user("shared"))
+	}
+	var wg sync.WaitGroup
+	for g := range groups {
+		wg.Go(func() {
+			for j := range each {
+				res := mustAppend(t, s, message(fmt.Sprint("g", g), user(fmt.Sprint("u", g)), fmt.Sprint(j)))
+				if res.Message.Seq != int64(j+1) || res.Cursor != int64(j+2) {
+					t.Errorf("g%d append %d: seq %d cursor %d", g, j, res.Message.Seq, res.Cursor)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wantStream(t, s, user("shared"), groups*(each+1))
 }

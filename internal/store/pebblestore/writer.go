@@ -96,6 +96,12 @@ type writer struct {
 	// applied is the number of the last batch applied to the DB.
 	applied uint64
 
+	// moved holds the conversations that got messages in the batch being
+	// built, with their UpdatedAt before it: their heads and list entries
+	// are written once, when the batch ends (flushConv), and not once per
+	// message, which for a busy group of 256 is most of the work.
+	moved map[string]int64
+
 	// The streams and conversations the batch being built appends to, with
 	// the first cursor or seq it gives them: see durableGate.
 	newEntries  map[chat.Address]int64
@@ -134,43 +140,35 @@ type built struct {
 // removes them once it is durable (never, if the sync fails).
 type durableGate struct {
 	mu      sync.Mutex
-	streams map[chat.Address]gateMark
-	convs   map[string]gateMark
+	streams map[chat.Address][]gateMark
+	convs   map[string][]gateMark
 }
 
+// gateMark is the first entry that batch gen gave a stream (or
+// conversation). A stream's marks are in batch order, and batches become
+// durable in that order, so the first mark is the first entry not yet
+// durable.
 type gateMark struct {
-	first int64  // the first entry not known to be durable
-	gen   uint64 // the last batch that appended
+	gen   uint64
+	first int64
 }
 
 func newDurableGate() *durableGate {
-	return &durableGate{streams: make(map[chat.Address]gateMark), convs: make(map[string]gateMark)}
+	return &durableGate{streams: make(map[chat.Address][]gateMark), convs: make(map[string][]gateMark)}
 }
 
 func (g *durableGate) add(gen uint64, users map[chat.Address]int64, convs map[string]int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for u, first := range users {
-		m, ok := g.streams[u]
-		if !ok {
-			m.first = first
-		}
-		m.gen = gen
-		g.streams[u] = m
+		g.streams[u] = append(g.streams[u], gateMark{gen, first})
 	}
 	for c, first := range convs {
-		m, ok := g.convs[c]
-		if !ok {
-			m.first = first
-		}
-		m.gen = gen
-		g.convs[c] = m
+		g.convs[c] = append(g.convs[c], gateMark{gen, first})
 	}
 }
 
-// durable removes the marks that batch gen, now synced, was the last to
-// set. (A mark that a later batch moved stays, with its older first entry,
-// until that batch is durable too: readers are held back a little longer.)
+// durable drops the marks of batch b, now synced.
 func (g *durableGate) durable(b *built) {
 	if len(b.users) == 0 && len(b.convs) == 0 {
 		return
@@ -178,15 +176,26 @@ func (g *durableGate) durable(b *built) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, u := range b.users {
-		if g.streams[u].gen == b.gen {
+		if marks := dropMark(g.streams[u], b.gen); len(marks) > 0 {
+			g.streams[u] = marks
+		} else {
 			delete(g.streams, u)
 		}
 	}
 	for _, c := range b.convs {
-		if g.convs[c].gen == b.gen {
+		if marks := dropMark(g.convs[c], b.gen); len(marks) > 0 {
+			g.convs[c] = marks
+		} else {
 			delete(g.convs, c)
 		}
 	}
+}
+
+func dropMark(marks []gateMark, gen uint64) []gateMark {
+	if len(marks) > 0 && marks[0].gen == gen {
+		return marks[1:]
+	}
+	return marks
 }
 
 // stream returns the first cursor of user's stream that readers may not
@@ -194,7 +203,10 @@ func (g *durableGate) durable(b *built) {
 func (g *durableGate) stream(user chat.Address) int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.streams[user].first
+	if marks := g.streams[user]; len(marks) > 0 {
+		return marks[0].first
+	}
+	return 0
 }
 
 // conversation returns the first seq of conv that readers may not see yet,
@@ -202,7 +214,10 @@ func (g *durableGate) stream(user chat.Address) int64 {
 func (g *durableGate) conversation(conv string) int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.convs[conv].first
+	if marks := g.convs[conv]; len(marks) > 0 {
+		return marks[0].first
+	}
+	return 0
 }
 
 func (s *Store) run(w *writer) {
@@ -249,6 +264,9 @@ func (s *Store) run(w *writer) {
 		// Even a batch that wrote nothing goes down the pipeline: its
 		// answers (failures, repeats) may rest on earlier batches, and the
 		// syncer answers in order.
+		for id := range w.moved {
+			w.flushConv(id)
+		}
 		b := &built{gen: w.gen, b: w.b, reqs: batch}
 		w.b = nil
 		if len(w.newEntries) > 0 || len(w.newMessages) > 0 {
@@ -534,6 +552,24 @@ func (w *writer) appendEntry(user chat.Address, value []byte) int64 {
 	return c
 }
 
+// flushConv writes the head of conversation id and moves its members' list
+// entries, if messages of the batch changed them.
+func (w *writer) flushConv(id string) {
+	from, ok := w.moved[id]
+	if !ok {
+		return
+	}
+	delete(w.moved, id)
+	// Cached: touched in this batch, and the cache is trimmed only between
+	// batches.
+	c := w.convs[id]
+	w.putHead(c)
+	to := nanos(c.UpdatedAt)
+	for _, m := range c.Members {
+		w.moveListEntry(m, id, from, to, true)
+	}
+}
+
 // moveListEntry moves conv in user's list from time from to time to;
 // from < 0 with add set means there is no entry yet.
 func (w *writer) moveListEntry(user chat.Address, conv string, from, to int64, had bool) {
@@ -653,6 +689,10 @@ func (w *writer) updateMembers(id string, now int64, fn func(*chat.Conversation)
 	if old == nil {
 		return chat.Conversation{}, nil, fmt.Errorf("pebblestore: conversation %s: %w", id, store.ErrNotFound)
 	}
+	// Messages earlier in the batch may have moved the list entries of
+	// the members: write that first, so that from below is where they are.
+	w.flushConv(id)
+	from := nanos(old.UpdatedAt)
 	draft := cloneConversation(old)
 	if err := callSafely(func() error { return fn(&draft) }); err != nil {
 		return chat.Conversation{}, nil, err
@@ -682,7 +722,6 @@ func (w *writer) updateMembers(id string, now int64, fn func(*chat.Conversation)
 	if err := w.putConversation(&stored); err != nil {
 		return chat.Conversation{}, nil, err
 	}
-	from := nanos(old.UpdatedAt)
 	deliveries := make([]chat.Delivery, len(audience))
 	for i, m := range audience {
 		deliveries[i] = chat.Delivery{User: m, Cursor: w.appendEntry(m, entry)}
@@ -770,7 +809,6 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 	w.vbuf = encodeMessage(w.vbuf[:0], &m)
 	w.set(w.kbuf, w.vbuf)
 
-	from, to := nanos(c.UpdatedAt), nanos(m.SentAt)
 	w.vbuf = encodeMessageRef(w.vbuf[:0], m.ConversationID, m.Seq)
 	deliveries := make([]chat.Delivery, len(c.Members))
 	for i, member := range c.Members {
@@ -779,7 +817,6 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 		if member == m.Sender {
 			cursor = cur
 		}
-		w.moveListEntry(member, m.ConversationID, from, to, true)
 	}
 
 	w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
@@ -791,9 +828,12 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 	w.set(w.kbuf, w.vbuf)
 
 	// The cached conversation is shared with earlier answers of this
-	// writer only through copies, so it may change in place.
+	// writer only through copies, so it may change in place. Its head and
+	// list entries are written when the batch ends.
+	if _, ok := w.moved[m.ConversationID]; !ok {
+		w.moved[m.ConversationID] = nanos(c.UpdatedAt)
+	}
 	c.LastSeq, c.UpdatedAt = m.Seq, m.SentAt
-	w.putHead(c)
 	if m.Meta != nil {
 		m.Meta = append(json.RawMessage(nil), m.Meta...)
 	}
