@@ -1,13 +1,18 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -136,5 +141,66 @@ func TestMemoryStore(t *testing.T) {
 	e.send(alice, c.ID, "c-1", "hi")
 	if _, err := os.Stat(filepath.Join(e.srv.cfg.DataDir, "pebble")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("memory store made a pebble directory: %v", err)
+	}
+}
+
+// TestShutdownFinishesInFlight: a request being served when Run's context
+// ends is finished and answered, new connections are refused, and the
+// message it sent is stored.
+func TestShutdownFinishesInFlight(t *testing.T) {
+	dir := t.TempDir()
+	e := startWith(t, Config{DataDir: dir})
+	e.app("messenger")
+	alice := e.token("messenger:alice")
+	c := e.create(alice, 201, "", "messenger:bob")
+	e.c.Transport.(*http.Transport).CloseIdleConnections()
+
+	// Send the headers with Expect: 100-continue: the server says
+	// "100 Continue" only once the handler reads the body, so after it the
+	// request is certainly in flight.
+	conn, err := net.Dial("tcp", e.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"client_id":"c-1","body":"in flight"}`
+	fmt.Fprintf(conn, "POST /v1/conversations/%s/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", c.ID, alice, len(body))
+	rd := bufio.NewReader(conn)
+	line, err := rd.ReadString('\n')
+	if err != nil || !strings.Contains(line, "100 Continue") {
+		t.Fatalf("waiting for 100 Continue: %q, %v", line, err)
+	}
+	rd.ReadString('\n') // the blank line after the interim answer
+
+	stopped := make(chan struct{})
+	go func() { e.stop(); close(stopped) }()
+	// Shutdown has begun once the listener refuses connections.
+	for {
+		c, err := net.Dial("tcp", e.srv.Addr())
+		if err != nil {
+			break
+		}
+		c.Close()
+		runtime.Gosched()
+	}
+	select {
+	case <-stopped:
+		t.Fatal("Run returned with a request in flight")
+	default:
+	}
+	io.WriteString(conn, body)
+	res, err := http.ReadResponse(rd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 201 {
+		t.Fatalf("in-flight send answered %d %s", res.StatusCode, b)
+	}
+	<-stopped
+
+	e2 := startWith(t, Config{DataDir: dir})
+	if h := e2.history(alice, c.ID); len(h) != 1 || h[0].Body != "in flight" {
+		t.Fatalf("history after the restart %+v", h)
 	}
 }
