@@ -42,7 +42,7 @@
 //	m <conv id> 00 <seq u64>                    message, binary (see encodeMessage)
 //	i <conv id> 00 <sender> 00 <client id>      seq u64 | sender's cursor u64 (idempotency)
 //	r <conv id> 00 <member>                     read seq u64
-//	u <user> 00 <cursor u64>                    stream entry (see encodeUpdate)
+//	u <user> 00 <cursor u64>                    stream entry, by kind (see entryMessage)
 //	l <user> 00 <^updated at u64> <^conv id> ff nothing: the user's conversation list
 //	b <blocker> 00 <blocked>                    nothing: a block
 //
@@ -52,6 +52,8 @@
 // list key inverts the time (with its sign bit flipped, so negative times
 // order too) and every byte of the id, so that ascending iteration yields
 // UpdatedAt descending, then id descending; the trailing ff makes a shorter
-// id sort after the longer ids it prefixes. Every append moves the entry of
-// each member: it deletes the key with the old time and writes the new one.
+// id sort after the longer ids it prefixes. Appends move the entry of each
+// member: delete the key with the old time, write the new one. A batch
+// does that (and writes the head) once per conversation it appended to, not
+// once per message, which matters for a busy group of 256.
 package pebblestore
