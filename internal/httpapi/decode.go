@@ -94,27 +94,35 @@ func jsonError(err error, v any) error {
 	return invalid("the request body is not valid JSON: %v", err)
 }
 
-// jsonKind names the JSON type that decodes into t.
+// jsonKind names, with its article, the JSON type that decodes into t.
 func jsonKind(t reflect.Type) string {
+	n := jsonNoun(t)
+	if strings.IndexByte("aeiou", n[0]) >= 0 {
+		return "an " + n
+	}
+	return "a " + n
+}
+
+func jsonNoun(t reflect.Type) string {
 	if t == reflect.TypeFor[json.RawMessage]() {
-		return "a JSON value"
+		return "JSON value"
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return "a string"
+		return "string"
 	case reflect.Bool:
-		return "true or false"
+		return "boolean"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer in range"
+		return "integer"
 	case reflect.Float32, reflect.Float64:
-		return "a number"
+		return "number"
 	case reflect.Slice, reflect.Array:
-		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(jsonKind(t.Elem()), "a "), "an ") + "s"
+		return "array of " + jsonNoun(t.Elem()) + "s"
 	case reflect.Map, reflect.Struct:
-		return "an object"
+		return "object"
 	case reflect.Pointer:
-		return jsonKind(t.Elem())
+		return jsonNoun(t.Elem())
 	}
 	return t.String()
 }

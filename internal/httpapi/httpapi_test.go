@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -205,4 +206,18 @@ func FuzzSendBody(f *testing.F) {
 			t.Fatalf("body %q: status %d %s", body, rec.Code, rec.Body)
 		}
 	})
+}
+
+func TestJSONKind(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{"", "a string"}, {int64(0), "an integer"}, {true, "a boolean"}, {[]string{}, "an array of strings"},
+		{json.RawMessage{}, "a JSON value"}, {struct{}{}, "an object"}, {new(int64), "an integer"},
+	} {
+		if got := jsonKind(reflect.TypeOf(tc.v)); got != tc.want {
+			t.Errorf("jsonKind(%T) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
 }
