@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/store"
 	"github.com/switchboard-chat/switchboard/internal/store/memstore"
 	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
+	"github.com/switchboard-chat/switchboard/internal/ws"
 )
 
 // Config configures a Server. Zero values mean the defaults named on each
@@ -62,6 +63,7 @@ type Server struct {
 	bus        bus.Bus
 	svc        *messaging.Service
 	api        *httpapi.Handler
+	ws         *ws.Server
 	http       *http.Server
 
 	ready chan struct{} // closed once Run listens or fails to
@@ -138,11 +140,8 @@ func New(cfg Config) (*Server, error) {
 	s.bus = localbus.New()
 	s.svc = messaging.New(messaging.Config{Store: s.store, Bus: s.bus, Logger: s.log})
 	s.api = httpapi.New(httpapi.Config{Service: s.svc, AdminToken: s.adminToken, Logger: s.log})
-	// TODO(lead): mount the WebSocket endpoint once internal/ws lands:
-	// s.ws = ws.New(ws.Config{Service: s.svc, Bus: s.bus, Logger: s.log});
-	// s.api.Handle("GET /v1/ws", s.ws); and in run, call s.ws.Shutdown(sctx)
-	// next to s.http.Shutdown (http.Server does not wait for hijacked
-	// connections).
+	s.ws = ws.New(ws.Config{Service: s.svc, Bus: s.bus, Logger: s.log.With("component", "ws")})
+	s.api.Handle("GET /v1/ws", s.ws)
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -238,7 +237,15 @@ func (s *Server) run(ctx context.Context) error {
 
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// http.Server.Shutdown does not wait for hijacked connections: the
+	// WebSocket sessions finish their in-flight sends and get going-away
+	// from ws.Shutdown, alongside.
+	wsDone := make(chan error, 1)
+	go func() { wsDone <- s.ws.Shutdown(sctx) }()
 	shutErr := s.http.Shutdown(sctx)
+	if err := <-wsDone; err != nil {
+		s.log.Warn("websocket sessions outlived the shutdown deadline", "err", err)
+	}
 	if shutErr != nil {
 		// In-flight requests outlived the deadline: cut them off. They see
 		// the store closed and answer 503, which clients retry.
