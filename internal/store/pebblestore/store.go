@@ -40,7 +40,7 @@ type Options struct {
 }
 
 // Store is a store.Store in a Pebble database. It is safe for concurrent
-// use.
+// use. Its methods do what store.Store documents.
 type Store struct {
 	db   *pebble.DB
 	reqs chan *request

@@ -570,8 +570,8 @@ func (w *writer) flushConv(id string) {
 	}
 }
 
-// moveListEntry moves conv in user's list from time from to time to;
-// from < 0 with add set means there is no entry yet.
+// moveListEntry moves conv in user's list from time from to time to; had
+// false means user has no entry yet (from is then ignored).
 func (w *writer) moveListEntry(user chat.Address, conv string, from, to int64, had bool) {
 	if had {
 		if from == to {
