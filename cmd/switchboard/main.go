@@ -43,6 +43,8 @@ func main() {
 
 const usage = `usage:
   switchboard serve [--addr ADDR] [--data DIR] [--admin-token TOKEN] [--store pebble] [--bus local]
+  switchboard bench [flags]          load-test a server (see switchboard bench -h)
+  switchboard detect FILE.csv        run the outage detector over a timestamp,value CSV
   switchboard version
 
 Run "switchboard serve -h" for the flags of serve.
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
+	case "bench":
+		return bench(ctx, args[1:], getenv, stdout, stderr)
+	case "detect":
+		return detect(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "switchboard", versionString())
 		return exitOK
@@ -85,6 +91,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("admin-token", ""), "admin `token`; empty: kept in the data directory, made on first start (env SWITCHBOARD_ADMIN_TOKEN)")
 	fs.StringVar(&cfg.Store, "store", env("store", "pebble"), "message store: pebble or memory (env SWITCHBOARD_STORE)")
 	fs.StringVar(&cfg.Bus, "bus", env("bus", "local"), "update bus: local (env SWITCHBOARD_BUS)")
+	fs.BoolVar(&cfg.Dev, "dev", env("dev", "") == "true" || env("dev", "") == "1", "development sign-in at POST /v1/dev/login: anyone can sign in as anyone; never in production (env SWITCHBOARD_DEV)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK

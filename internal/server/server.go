@@ -47,6 +47,9 @@ type Config struct {
 	// Bus chooses how updates reach live sessions: "local" (this process
 	// only). Empty: "local".
 	Bus string
+	// Dev turns on the development sign-in (POST /v1/dev/login), which lets
+	// anyone sign in as any user. Off by default; the server warns while on.
+	Dev bool
 	// Logger. Nil: discard.
 	Logger *slog.Logger
 	// ShutdownTimeout bounds how long Run waits for in-flight requests once
