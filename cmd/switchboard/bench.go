@@ -2,12 +2,171 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	loadgen "github.com/switchboard-chat/switchboard/internal/bench"
 )
 
-// bench is replaced by the load generator (issue 5).
+const benchUsage = `usage:
+  switchboard bench [--server URL --admin-token T] [--workload pairs|groups] [--group-size 8]
+                    [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s] [--json]
+  switchboard bench --connections N [--server URL --admin-token T --server-pid PID] [--json]
+
+Without --server, bench starts a server itself on a temporary data directory
+(removed afterwards): in this process for a workload, as a child process for
+--connections, so that the memory measured is the server's alone.
+The admin token may also come from SWITCHBOARD_ADMIN_TOKEN.
+Exit status 1 when a message was lost, duplicated or out of order.
+
+`
+
+// bench runs the load generator (internal/bench).
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "switchboard bench: not built yet")
-	return exitError
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	var (
+		cfg        loadgen.Config
+		idle       loadgen.IdleConfig
+		asJSON     bool
+		quiet      bool
+		cpuProfile string
+		memProfile string
+	)
+	fs.StringVar(&cfg.Server, "server", "", "base `URL` of a running server (http://host:port); empty: start one")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "the server's admin `token` (env SWITCHBOARD_ADMIN_TOKEN)")
+	fs.StringVar(&cfg.Store, "store", "pebble", "without --server: the server's store, pebble (durable) or memory (to see what the rest costs)")
+	fs.StringVar(&cfg.Workload, "workload", loadgen.Pairs, "pairs (direct conversations across two apps) or groups")
+	fs.IntVar(&cfg.GroupSize, "group-size", 8, "members per group (groups)")
+	fs.IntVar(&cfg.Users, "users", 200, "users taking part")
+	fs.IntVar(&cfg.Window, "window", 16, "closed loop: messages in flight per user")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: `messages` per second in all (0: closed loop)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured load before it (0: none)")
+	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "longest wait for the last answers and deliveries")
+	fs.IntVar(&cfg.BodySize, "body-size", 64, "message body `bytes`")
+	fs.IntVar(&idle.Connections, "connections", 0, "open `N` idle connections and report the server's memory per connection")
+	fs.IntVar(&idle.ServerPID, "server-pid", 0, "with --connections and --server: the server's process id on this machine, to read its memory")
+	fs.DurationVar(&idle.Settle, "settle", 2*time.Second, "with --connections: wait after the last connection before reading the memory")
+	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
+	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (with no --server, the server's too)")
+	fs.StringVar(&memProfile, "memprofile", "", "write this process's allocation profile to `file` at the end")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "switchboard bench: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	// The environment's token is for a server named on the command line;
+	// without one, bench makes its own.
+	if cfg.Server != "" && cfg.AdminToken == "" {
+		cfg.AdminToken = getenv("SWITCHBOARD_ADMIN_TOKEN")
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = -1 // the package's "none"
+	}
+	if !quiet {
+		cfg.Progress, idle.Progress = stderr, stderr
+		cfg.Terminal = isTerminal(stderr)
+		idle.Terminal = cfg.Terminal
+	}
+
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "switchboard bench:", err)
+			return exitError
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "switchboard bench:", err)
+			return exitError
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if memProfile != "" {
+		defer func() {
+			f, err := os.Create(memProfile)
+			if err == nil {
+				err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+			}
+			if err != nil {
+				fmt.Fprintln(stderr, "switchboard bench:", err)
+			}
+		}()
+	}
+
+	var (
+		res   interface{ WriteTable(io.Writer) error }
+		clean = true
+		err   error
+	)
+	if idle.Connections > 0 {
+		idle.Server, idle.AdminToken = cfg.Server, cfg.AdminToken
+		if idle.Server == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				fmt.Fprintln(stderr, "switchboard bench:", err)
+				return exitError
+			}
+			// Explicit, so that a SWITCHBOARD_STORE in the environment does
+			// not change what is measured.
+			idle.ServerCommand = []string{exe, "serve", "--store", "pebble", "--bus", "local"}
+		}
+		var r *loadgen.IdleResult
+		r, err = loadgen.Idle(ctx, idle)
+		res = r
+	} else {
+		var r *loadgen.Result
+		r, err = loadgen.Run(ctx, cfg)
+		if r != nil {
+			clean = r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0
+		}
+		res = r
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "switchboard bench:", err)
+		return exitError
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		err = enc.Encode(res)
+	} else {
+		err = res.WriteTable(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "switchboard bench:", err)
+		return exitError
+	}
+	if !clean {
+		fmt.Fprintln(stderr, "switchboard bench: messages were lost, duplicated or out of order")
+		return exitError
+	}
+	return exitOK
+}
+
+// isTerminal reports whether w is a terminal, where progress is redrawn
+// in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestBenchUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"bench", "--nope"}, exitUsage, "flag provided but not defined"},
+		{[]string{"bench", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"bench", "-h"}, exitOK, "--connections N"},
+		{[]string{"bench", "--users", "3", "--quiet"}, exitError, "do not make whole pairs"},
+		{[]string{"bench", "--server", "http://127.0.0.1:1", "--quiet"}, exitError, "needs its admin token"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, noEnv, &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stderr.String(), tc.stderr) {
+			t.Errorf("run(%q) = %d, stderr %q; want %d, %q", tc.args, code, stderr.String(), tc.code, tc.stderr)
+		}
+	}
+}
+
+// TestBenchJSON runs a tiny workload against a server in this process and
+// reads the one JSON object it prints.
+func TestBenchJSON(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	// The environment's admin token is for a --server; without one it
+	// must not get in the way.
+	env := func(k string) string {
+		if k == "SWITCHBOARD_ADMIN_TOKEN" {
+			return "not-for-the-in-process-server"
+		}
+		return ""
+	}
+	args := []string{"bench", "--users", "2", "--window", "2", "--duration", "500ms", "--warmup", "0", "--json", "--quiet"}
+	if code := run(t.Context(), args, env, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d; stderr %s", code, stderr.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	for _, k := range []string{"workload", "users", "duration_s", "sent", "delivered", "delivered_per_sec",
+		"p50_ms", "p99_ms", "p999_ms", "lost", "duplicated", "out_of_order", "errors"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("no %q in %s", k, stdout.String())
+		}
+	}
+	if m["workload"] != "pairs" || m["users"] != 2.0 || m["lost"] != 0.0 || m["errors"] != 0.0 || m["delivered"].(float64) <= 0 {
+		t.Fatalf("result %s", stdout.String())
+	}
+	if stderr.Len() != 0 {
+		t.Fatalf("--quiet wrote %q", stderr.String())
+	}
+}
+
+// TestBenchConnections runs the built binary, which starts itself again as
+// the server (serve) in a child process and reads that process's memory.
+func TestBenchConnections(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.CommandContext(t.Context(), bin, "bench", "--connections", "10", "--settle", "10ms", "--json", "--quiet")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v; stderr %s", err, stderr.String())
+	}
+	var r struct {
+		Connections, Live int
+		ServerPID         int `json:"server_pid"`
+		Measured          bool
+		Before            int64 `json:"server_rss_before_bytes"`
+		After             int64 `json:"server_rss_after_bytes"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if r.Connections != 10 || r.Live != 10 || !r.Measured || r.ServerPID == 0 || r.Before <= 0 || r.After <= 0 {
+		t.Fatalf("result %s", out)
+	}
+}

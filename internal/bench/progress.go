@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// progress writes the run's progress: on a terminal one line redrawn in
+// place with a bar, elsewhere a plain line each time. A nil writer writes
+// nothing.
+type progress struct {
+	w        io.Writer
+	terminal bool
+	drawn    bool // a line is on the terminal, not yet ended
+}
+
+func newProgress(w io.Writer, terminal bool) *progress {
+	return &progress{w: w, terminal: terminal}
+}
+
+// note writes a line of its own.
+func (p *progress) note(s string) {
+	if p.w == nil {
+		return
+	}
+	p.end()
+	fmt.Fprintln(p.w, "bench: "+s)
+}
+
+// update shows where the run stands: done is the fraction of the sending
+// time behind, rates per second over the last interval, p99 in
+// microseconds.
+func (p *progress) update(phase string, done float64, at, total time.Duration, sentPerSec, delPerSec float64, p99us int64, errs int64) {
+	if p.w == nil {
+		return
+	}
+	stats := fmt.Sprintf("%-7s %5.1f/%.0fs  sent %s/s  delivered %s/s  p99 %.2fms  errors %d",
+		phase, at.Seconds(), total.Seconds(), thousands(int64(sentPerSec)), thousands(int64(delPerSec)), float64(p99us)/1000, errs)
+	if !p.terminal {
+		fmt.Fprintln(p.w, "bench: "+stats)
+		return
+	}
+	const width = 24
+	n := int(done * width)
+	bar := strings.Repeat("#", n) + strings.Repeat(".", width-n)
+	// \r and erase-to-end-of-line redraw the line in place.
+	fmt.Fprintf(p.w, "\r[%s] %s\x1b[K", bar, stats)
+	p.drawn = true
+}
+
+// end finishes a line drawn in place.
+func (p *progress) end() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+		p.drawn = false
+	}
+}
+
+// thousands formats n with commas: 1,234,567.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
