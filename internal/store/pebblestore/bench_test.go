@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/store"
+	"github.com/switchboard-chat/switchboard/internal/store/storetest"
 )
 
 // BenchmarkAppend measures durable appends with 1, 8 and 64 concurrent
@@ -124,4 +126,9 @@ func BenchmarkAppendGroup(b *testing.B) {
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// BenchmarkStore runs the benchmarks shared by every backend.
+func BenchmarkStore(b *testing.B) {
+	storetest.RunBenchmarks(b, func(b *testing.B) store.Store { return openTest(b, b.TempDir()) })
 }

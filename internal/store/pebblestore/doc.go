@@ -37,7 +37,7 @@
 // something follows. Times are Unix nanoseconds.
 //
 //	a <app id>                                  app, JSON
-//	c <conv id>                                 conversation, JSON; LastSeq and UpdatedAt are in h
+//	c <conv id>                                 conversation, binary (encodeConversation); LastSeq and UpdatedAt are in h
 //	h <conv id>                                 last seq u64 | updated at i64
 //	m <conv id> 00 <seq u64>                    message, binary (see encodeMessage)
 //	i <conv id> 00 <sender> 00 <client id>      seq u64 | sender's cursor u64 (idempotency)

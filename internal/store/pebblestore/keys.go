@@ -167,23 +167,117 @@ func decodeMessage(v []byte, conv string, seq int64) (chat.Message, error) {
 		return m, errBadMessage
 	}
 	m.SentAt = fromNanos(int64(be.Uint64(v[1:])))
-	v = v[9:]
-	var fields [5][]byte
-	for i := range fields {
-		n, k := binary.Uvarint(v)
-		if k <= 0 || uint64(len(v)-k) < n {
-			return m, errBadMessage
-		}
-		fields[i], v = v[k:k+int(n)], v[k+int(n):]
+	// One string for the text fields, sliced, and one copy for meta: the
+	// history and sync reads decode many messages.
+	d := decoder{s: string(v[9:])}
+	m.Sender = chat.Address(d.str())
+	m.ClientID = d.str()
+	m.Kind = d.str()
+	m.Body = d.str()
+	if meta := d.str(); meta != "" {
+		m.Meta = []byte(meta)
 	}
-	m.Sender = chat.Address(fields[0])
-	m.ClientID = string(fields[1])
-	m.Kind = string(fields[2])
-	m.Body = string(fields[3])
-	if len(fields[4]) > 0 {
-		m.Meta = append([]byte(nil), fields[4]...)
+	if d.bad || d.s != "" {
+		return m, errBadMessage
 	}
 	return m, nil
+}
+
+// decoder reads uvarint-prefixed strings (appendString) off s; bad is set
+// when s runs short.
+type decoder struct {
+	s   string
+	bad bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	var x uint64
+	for shift := uint(0); shift < 64; shift += 7 {
+		if len(d.s) == 0 {
+			d.bad = true
+			return 0
+		}
+		b := d.s[0]
+		d.s = d.s[1:]
+		x |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			return x
+		}
+	}
+	d.bad = true
+	return 0
+}
+
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.s)) {
+		d.bad = true
+		return ""
+	}
+	out := d.s[:n]
+	d.s = d.s[n:]
+	return out
+}
+
+func (d *decoder) int64() int64 {
+	if len(d.s) < 8 {
+		d.bad = true
+		return 0
+	}
+	var n uint64
+	for i := range 8 {
+		n = n<<8 | uint64(d.s[i])
+	}
+	d.s = d.s[8:]
+	return int64(n)
+}
+
+// encodeConversation writes c whole: version 1 | created at, updated at,
+// last seq, each 8 bytes | id, kind, title, creator | member count
+// (uvarint) | members. Binary, because every send reads the conversation.
+func encodeConversation(dst []byte, c *chat.Conversation) []byte {
+	dst = append(dst, 1)
+	dst = be.AppendUint64(dst, uint64(nanos(c.CreatedAt)))
+	dst = be.AppendUint64(dst, uint64(nanos(c.UpdatedAt)))
+	dst = be.AppendUint64(dst, uint64(c.LastSeq))
+	dst = appendString(dst, c.ID)
+	dst = appendString(dst, c.Kind)
+	dst = appendString(dst, c.Title)
+	dst = appendString(dst, string(c.Creator))
+	dst = binary.AppendUvarint(dst, uint64(len(c.Members)))
+	for _, m := range c.Members {
+		dst = appendString(dst, string(m))
+	}
+	return dst
+}
+
+var errBadConversation = errors.New("pebblestore: malformed conversation")
+
+func decodeConversation(v []byte) (*chat.Conversation, error) {
+	if len(v) < 1 || v[0] != 1 {
+		return nil, errBadConversation
+	}
+	d := decoder{s: string(v[1:])}
+	c := &chat.Conversation{}
+	c.CreatedAt = fromNanos(d.int64())
+	c.UpdatedAt = fromNanos(d.int64())
+	c.LastSeq = d.int64()
+	c.ID = d.str()
+	c.Kind = d.str()
+	c.Title = d.str()
+	c.Creator = chat.Address(d.str())
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.s)) {
+		return nil, errBadConversation
+	}
+	c.Members = make([]chat.Address, n)
+	for i := range c.Members {
+		c.Members[i] = chat.Address(d.str())
+	}
+	if d.bad || d.s != "" {
+		return nil, errBadConversation
+	}
+	return c, nil
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -194,7 +288,7 @@ func appendString(dst []byte, s string) []byte {
 const (
 	entryMessage      = 'm' // seq u64 | conv id
 	entryRead         = 'r' // seq u64 | uvarint len, conv id | reader
-	entryConversation = 'c' // conversation JSON
+	entryConversation = 'c' // conversation (encodeConversation)
 )
 
 func encodeMessageRef(dst []byte, conv string, seq int64) []byte {

@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -185,6 +186,51 @@ func get(r pebble.Reader, key []byte, fn func(v []byte) error) (found bool, err 
 	return true, fn(v)
 }
 
+// A getter looks up single keys; found is false when the key does not
+// exist.
+type getter interface {
+	get(key []byte, fn func(v []byte) error) (found bool, err error)
+}
+
+// readerGetter does a Get per key.
+type readerGetter struct{ r pebble.Reader }
+
+func (g readerGetter) get(key []byte, fn func(v []byte) error) (bool, error) {
+	return get(g.r, key, fn)
+}
+
+// iterGetter looks up many keys through one iterator, which costs less
+// than a Get each (a Get builds and drops an iterator every time), and
+// sees one consistent state. close it when done.
+type iterGetter struct {
+	r   pebble.Reader
+	it  *pebble.Iterator
+}
+
+func (g *iterGetter) get(key []byte, fn func(v []byte) error) (bool, error) {
+	if g.it == nil {
+		it, err := g.r.NewIter(nil)
+		if err != nil {
+			return false, err
+		}
+		g.it = it
+	}
+	if !g.it.SeekGE(key) || !bytes.Equal(g.it.Key(), key) {
+		return false, g.it.Error()
+	}
+	v, err := g.it.ValueAndErr()
+	if err != nil {
+		return false, err
+	}
+	return true, fn(v)
+}
+
+func (g *iterGetter) close() {
+	if g.it != nil {
+		g.it.Close()
+	}
+}
+
 func (s *Store) CreateApp(ctx context.Context, app chat.App) error {
 	app.CreatedAt = normTime(app.CreatedAt)
 	return s.submit(ctx, func(w *writer) error { return w.createApp(app) })
@@ -255,13 +301,16 @@ func (s *Store) CreateConversation(ctx context.Context, c chat.Conversation) (co
 }
 
 // conversation reads one conversation; nil when it does not exist.
-func conversation(r pebble.Reader, id string) (*chat.Conversation, error) {
-	c := new(chat.Conversation)
-	found, err := get(r, convKey(nil, id), func(v []byte) error { return json.Unmarshal(v, c) })
+func conversation(r getter, id string) (*chat.Conversation, error) {
+	var c *chat.Conversation
+	found, err := r.get(convKey(nil, id), func(v []byte) (err error) {
+		c, err = decodeConversation(v)
+		return err
+	})
 	if err != nil || !found {
 		return nil, err
 	}
-	found, err = get(r, headKey(nil, id), func(v []byte) error {
+	found, err = r.get(headKey(nil, id), func(v []byte) error {
 		seq, at, err := decodeHead(v)
 		c.LastSeq, c.UpdatedAt = seq, fromNanos(at)
 		return err
@@ -280,7 +329,7 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 		return chat.Conversation{}, err
 	}
 	defer s.mu.RUnlock()
-	c, err := conversation(s.db, id)
+	c, err := conversation(readerGetter{s.db}, id)
 	if err != nil {
 		return chat.Conversation{}, err
 	}
@@ -391,6 +440,8 @@ func (s *Store) Conversations(ctx context.Context, user chat.Address, page *stor
 		return nil, nil, fmt.Errorf("pebblestore: conversations of %s: %w", user, err)
 	}
 	defer it.Close()
+	points := &iterGetter{r: snap}
+	defer points.close()
 	for ok := it.First(); ok; ok = it.Next() {
 		at, id, err := parseListKey(it.Key(), len(prefix))
 		if err != nil {
@@ -400,7 +451,7 @@ func (s *Store) Conversations(ctx context.Context, user chat.Address, page *stor
 			last := list[limit-1]
 			return list, &store.Page{UpdatedAt: last.UpdatedAt, ID: last.ID}, nil
 		}
-		sum, err := summary(snap, id, user)
+		sum, err := summary(points, id, user)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -415,7 +466,7 @@ func (s *Store) Conversations(ctx context.Context, user chat.Address, page *stor
 	return list, nil, nil
 }
 
-func summary(r pebble.Reader, id string, user chat.Address) (chat.Summary, error) {
+func summary(r getter, id string, user chat.Address) (chat.Summary, error) {
 	c, err := conversation(r, id)
 	if err != nil {
 		return chat.Summary{}, err
@@ -424,7 +475,7 @@ func summary(r pebble.Reader, id string, user chat.Address) (chat.Summary, error
 		return chat.Summary{}, fmt.Errorf("pebblestore: listed conversation %s is missing", id)
 	}
 	sum := chat.Summary{Conversation: *c}
-	_, err = get(r, readKey(nil, id, user), func(v []byte) error {
+	_, err = r.get(readKey(nil, id, user), func(v []byte) error {
 		if len(v) != 8 {
 			return errors.New("pebblestore: malformed read position")
 		}
@@ -444,9 +495,9 @@ func summary(r pebble.Reader, id string, user chat.Address) (chat.Summary, error
 	return sum, nil
 }
 
-func readMessage(r pebble.Reader, conv string, seq int64) (chat.Message, error) {
+func readMessage(r getter, conv string, seq int64) (chat.Message, error) {
 	var m chat.Message
-	found, err := get(r, messageKey(nil, conv, seq), func(v []byte) (err error) {
+	found, err := r.get(messageKey(nil, conv, seq), func(v []byte) (err error) {
 		m, err = decodeMessage(v, conv, seq)
 		return err
 	})
@@ -483,13 +534,16 @@ func (s *Store) Updates(ctx context.Context, user chat.Address, after int64, lim
 		return nil, fmt.Errorf("pebblestore: updates of %s: %w", user, err)
 	}
 	defer it.Close()
+	// Created after it, so it sees every message that it references.
+	d := updateDecoder{points: iterGetter{r: s.db}}
+	defer d.points.close()
 	var list []chat.Update
 	for ok := it.First(); ok && len(list) < limit; ok = it.Next() {
 		k := it.Key()
 		if len(k) != len(prefix)+8 {
 			return nil, fmt.Errorf("pebblestore: malformed stream key %q", k)
 		}
-		u, err := s.decodeUpdate(it.Value())
+		u, err := d.decode(it.Value())
 		if err != nil {
 			return nil, fmt.Errorf("pebblestore: update %s/%d: %w", user, be.Uint64(k[len(prefix):]), err)
 		}
@@ -504,7 +558,13 @@ func (s *Store) Updates(ctx context.Context, user chat.Address, after int64, lim
 
 var errBadEntry = errors.New("malformed stream entry")
 
-func (s *Store) decodeUpdate(v []byte) (chat.Update, error) {
+// updateDecoder decodes stream entries, resolving message references.
+type updateDecoder struct {
+	points iterGetter
+	conv   string // the last conversation id, reused while it repeats
+}
+
+func (d *updateDecoder) decode(v []byte) (chat.Update, error) {
 	if len(v) == 0 {
 		return chat.Update{}, errBadEntry
 	}
@@ -513,7 +573,10 @@ func (s *Store) decodeUpdate(v []byte) (chat.Update, error) {
 		if len(v) < 9 {
 			return chat.Update{}, errBadEntry
 		}
-		m, err := readMessage(s.db, string(v[9:]), int64(be.Uint64(v[1:])))
+		if string(v[9:]) != d.conv {
+			d.conv = string(v[9:])
+		}
+		m, err := readMessage(&d.points, d.conv, int64(be.Uint64(v[1:])))
 		if err != nil {
 			return chat.Update{}, err
 		}
@@ -532,8 +595,8 @@ func (s *Store) decodeUpdate(v []byte) (chat.Update, error) {
 		u.Reader = chat.Address(rest[k+int(n):])
 		return u, nil
 	case entryConversation:
-		c := new(chat.Conversation)
-		if err := json.Unmarshal(v[1:], c); err != nil {
+		c, err := decodeConversation(v[1:])
+		if err != nil {
 			return chat.Update{}, err
 		}
 		return chat.Update{Type: chat.UpdateConversation, Conversation: c}, nil

@@ -457,9 +457,12 @@ func (w *writer) conversation(id string) (*chat.Conversation, error) {
 	if c, ok := w.convs[id]; ok {
 		return c, nil
 	}
-	c := new(chat.Conversation)
+	var c *chat.Conversation
 	w.kbuf = convKey(w.kbuf[:0], id)
-	found, err := w.get(w.kbuf, func(v []byte) error { return json.Unmarshal(v, c) })
+	found, err := w.get(w.kbuf, func(v []byte) (err error) {
+		c, err = decodeConversation(v)
+		return err
+	})
 	if err != nil || !found {
 		return nil, err
 	}
@@ -480,18 +483,14 @@ func (w *writer) conversation(id string) (*chat.Conversation, error) {
 }
 
 // putConversation stores c whole: its members and its head.
-func (w *writer) putConversation(c *chat.Conversation) error {
+func (w *writer) putConversation(c *chat.Conversation) {
 	stored := *c
 	stored.LastSeq, stored.UpdatedAt = 0, stored.CreatedAt
-	v, err := json.Marshal(&stored)
-	if err != nil {
-		return err
-	}
 	w.kbuf = convKey(w.kbuf[:0], c.ID)
-	w.set(w.kbuf, v)
+	w.vbuf = encodeConversation(w.vbuf[:0], &stored)
+	w.set(w.kbuf, w.vbuf)
 	w.putHead(c)
 	w.convs[c.ID] = c
-	return nil
 }
 
 func (w *writer) putHead(c *chat.Conversation) {
@@ -650,14 +649,9 @@ func (w *writer) createConversation(c chat.Conversation) (chat.Conversation, []c
 	c.Members = append([]chat.Address(nil), c.Members...)
 	c.CreatedAt = normTime(c.CreatedAt)
 	c.LastSeq, c.UpdatedAt = 0, c.CreatedAt
-	entry, err := conversationEntry(&c)
-	if err != nil {
-		return chat.Conversation{}, nil, false, err
-	}
+	entry := conversationEntry(&c)
 	stored := c
-	if err := w.putConversation(&stored); err != nil {
-		return chat.Conversation{}, nil, false, err
-	}
+	w.putConversation(&stored)
 	at := nanos(c.UpdatedAt)
 	deliveries := make([]chat.Delivery, len(c.Members))
 	for i, m := range c.Members {
@@ -667,12 +661,8 @@ func (w *writer) createConversation(c chat.Conversation) (chat.Conversation, []c
 	return cloneConversation(&c), deliveries, true, nil
 }
 
-func conversationEntry(c *chat.Conversation) ([]byte, error) {
-	v, err := json.Marshal(c)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{entryConversation}, v...), nil
+func conversationEntry(c *chat.Conversation) []byte {
+	return encodeConversation([]byte{entryConversation}, c)
 }
 
 func cloneConversation(c *chat.Conversation) chat.Conversation {
@@ -714,14 +704,9 @@ func (w *writer) updateMembers(id string, now int64, fn func(*chat.Conversation)
 	if err := w.loadCursors(audience); err != nil {
 		return chat.Conversation{}, nil, err
 	}
-	entry, err := conversationEntry(&c)
-	if err != nil {
-		return chat.Conversation{}, nil, err
-	}
+	entry := conversationEntry(&c)
 	stored := cloneConversation(&c)
-	if err := w.putConversation(&stored); err != nil {
-		return chat.Conversation{}, nil, err
-	}
+	w.putConversation(&stored)
 	deliveries := make([]chat.Delivery, len(audience))
 	for i, m := range audience {
 		deliveries[i] = chat.Delivery{User: m, Cursor: w.appendEntry(m, entry)}
