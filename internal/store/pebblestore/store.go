@@ -1,8 +1,8 @@
 package pebblestore
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -203,8 +203,8 @@ func (g readerGetter) get(key []byte, fn func(v []byte) error) (bool, error) {
 // than a Get each (a Get builds and drops an iterator every time), and
 // sees one consistent state. close it when done.
 type iterGetter struct {
-	r   pebble.Reader
-	it  *pebble.Iterator
+	r  pebble.Reader
+	it *pebble.Iterator
 }
 
 func (g *iterGetter) get(key []byte, fn func(v []byte) error) (bool, error) {
