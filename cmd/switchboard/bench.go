@@ -40,6 +40,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		idle       loadgen.IdleConfig
 		asJSON     bool
 		quiet      bool
+		child      bool
 		cpuProfile string
 		memProfile string
 	)
@@ -56,7 +57,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "longest wait for the last answers and deliveries")
 	fs.IntVar(&cfg.BodySize, "body-size", 64, "message body `bytes`")
 	fs.IntVar(&idle.Connections, "connections", 0, "open `N` idle connections and report the server's memory per connection")
-	fs.IntVar(&idle.ServerPID, "server-pid", 0, "with --connections and --server: the server's process id on this machine, to read its memory")
+	fs.IntVar(&idle.ServerPID, "server-pid", 0, "with --server: the server's process id on this machine, to read its memory (--connections) or CPU time")
+	fs.BoolVar(&child, "server-process", false, "without --server: start the server as a child process, to tell its CPU time from the load generator's")
 	fs.DurationVar(&idle.Settle, "settle", 2*time.Second, "with --connections: wait after the last connection before reading the memory")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
@@ -116,22 +118,33 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		clean = true
 		err   error
 	)
+	if idle.ServerPID != 0 && cfg.Server == "" {
+		fmt.Fprintln(stderr, "switchboard bench: --server-pid names the process of a --server")
+		return exitUsage
+	}
+	// The child server, when there is one, is this binary serving. The
+	// store and bus are explicit, so that a SWITCHBOARD_STORE in the
+	// environment does not change what is measured.
+	var serveCmd []string
+	if cfg.Server == "" && (child || idle.Connections > 0) {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "switchboard bench:", err)
+			return exitError
+		}
+		serveCmd = []string{exe, "serve", "--store", cfg.Store, "--bus", "local"}
+	}
 	if idle.Connections > 0 {
 		idle.Server, idle.AdminToken = cfg.Server, cfg.AdminToken
-		if idle.Server == "" {
-			exe, err := os.Executable()
-			if err != nil {
-				fmt.Fprintln(stderr, "switchboard bench:", err)
-				return exitError
-			}
-			// Explicit, so that a SWITCHBOARD_STORE in the environment does
-			// not change what is measured.
-			idle.ServerCommand = []string{exe, "serve", "--store", "pebble", "--bus", "local"}
-		}
+		idle.ServerCommand = serveCmd
 		var r *loadgen.IdleResult
 		r, err = loadgen.Idle(ctx, idle)
 		res = r
 	} else {
+		cfg.ServerPID = idle.ServerPID
+		if child {
+			cfg.ServerCommand = serveCmd
+		}
 		var r *loadgen.Result
 		r, err = loadgen.Run(ctx, cfg)
 		if r != nil {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,7 +37,8 @@ type Config struct {
 	AdminToken string
 	// Store is the in-process server's store: "pebble" (durable: every
 	// message is synced to disk before its ack) or "memory" (not durable;
-	// it shows what the rest of the path costs). Empty: "pebble".
+	// it shows what the rest of the path costs). Empty: "pebble". A child
+	// server's command line (ServerCommand) chooses its own.
 	Store string
 	// Workload is Pairs or Groups. Empty: Pairs.
 	Workload string
@@ -72,6 +74,15 @@ type Config struct {
 	ProgressInterval time.Duration // zero: 1s on a terminal, 5s otherwise
 	// ServerLogger is the in-process server's logger. Nil: discard.
 	ServerLogger *slog.Logger
+	// ServerCommand, when set and Server is empty, starts the server as a
+	// child process instead (see IdleConfig.ServerCommand), so that its CPU
+	// time is told apart from the load generator's. ServerEnv is added to
+	// its environment.
+	ServerCommand []string
+	ServerEnv     []string
+	// ServerPID is the process id of a Server running on this machine,
+	// whose CPU time is then read from /proc. Zero: not read.
+	ServerPID int
 }
 
 func (c *Config) setDefaults() error {
@@ -85,7 +96,7 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("bench: store %q: use pebble or memory", c.Store)
 	}
 	if c.Server != "" && c.Store != "pebble" {
-		return errors.New("bench: the store is the server's choice; --store applies only without --server")
+		return errors.New("bench: --store applies only to a server bench starts")
 	}
 	if c.GroupSize == 0 {
 		c.GroupSize = 8
@@ -212,11 +223,20 @@ type Result struct {
 	// CPUCores is this process's CPU time over the measured window divided
 	// by its length: the server's and the load generator's together when
 	// the server runs in process.
-	CPUCores   float64    `json:"cpu_cores"`
-	NumCPU     int        `json:"num_cpu"`
-	LoadAvg    [3]float64 `json:"load_avg"` // 1, 5 and 15 minutes, at the end
-	Warning    string     `json:"warning,omitempty"`
-	LoadBefore float64    `json:"load_avg_1m_before"`
+	CPUCores float64 `json:"cpu_cores"`
+	// CPUPerDelivery is that CPU time per delivery in the window, in
+	// microseconds: unlike the rates, it hardly depends on what else the
+	// machine runs.
+	CPUPerDeliveryUs float64 `json:"cpu_us_per_delivery"`
+	// The same for the server's process, when it is another process on
+	// this machine (ServerCommand or ServerPID).
+	ServerPID              int        `json:"server_pid,omitempty"`
+	ServerCPUCores         float64    `json:"server_cpu_cores,omitempty"`
+	ServerCPUPerDeliveryUs float64    `json:"server_cpu_us_per_delivery,omitempty"`
+	NumCPU                 int        `json:"num_cpu"`
+	LoadAvg                [3]float64 `json:"load_avg"` // 1, 5 and 15 minutes, at the end
+	Warning                string     `json:"warning,omitempty"`
+	LoadBefore             float64    `json:"load_avg_1m_before"`
 }
 
 // minBody is the room the send time takes in a body: up to 19 digits of
@@ -263,7 +283,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	loadBefore := loadAvg()[0]
-	tgt, err := connectTarget(cfg.Server, cfg.AdminToken, cfg.Store, cfg.ServerLogger)
+	var (
+		tgt *target
+		pid = cfg.ServerPID
+		err error
+	)
+	if cfg.Server == "" && len(cfg.ServerCommand) > 0 {
+		tgt, pid, err = startChild(ctx, cfg.ServerCommand, cfg.ServerEnv)
+	} else {
+		tgt, err = connectTarget(cfg.Server, cfg.AdminToken, cfg.Store, cfg.ServerLogger)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +401,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	progressWG.Go(func() { r.showProgress(p, progressDone) })
 
 	// The process's CPU time over the measured window.
-	var cpuStart, cpuEnd time.Duration
+	var cpuStart, cpuEnd, srvStart, srvEnd time.Duration
 	sleepUntil := func(ns int64) bool {
 		t := time.NewTimer(time.Until(r.epoch.Add(time.Duration(ns))))
 		defer t.Stop()
@@ -385,9 +414,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if sleepUntil(r.warmNs) {
 		cpuStart = cpuTime()
+		srvStart = procCPU(pid)
 	}
 	if sleepUntil(r.endNs) {
 		cpuEnd = cpuTime()
+		srvEnd = procCPU(pid)
 	}
 	senders.Wait()
 	if ctx.Err() != nil {
@@ -460,6 +491,14 @@ drain:
 		LoadAvg:         loadAvg(),
 		LoadBefore:      loadBefore,
 		Warning:         warn,
+	}
+	if pid != 0 {
+		res.ServerPID = pid
+		res.ServerCPUCores = (srvEnd - srvStart).Seconds() / cfg.Duration.Seconds()
+	}
+	if res.Delivered > 0 {
+		res.CPUPerDeliveryUs = (cpuEnd - cpuStart).Seconds() * 1e6 / float64(res.Delivered)
+		res.ServerCPUPerDeliveryUs = (srvEnd - srvStart).Seconds() * 1e6 / float64(res.Delivered)
 	}
 	if cfg.Rate > 0 {
 		res.Loop, res.Rate = "open", cfg.Rate
@@ -610,8 +649,9 @@ func (r *run) acker(u *user, pending <-chan pend, slots <-chan struct{}) {
 // window.
 func (r *run) receive(u *user, live chan<- struct{}) {
 	isLive := false
-	h := make([]int64, 0, 256)
+	h := make([]int64, 0, 32)
 	defer func() { r.lat.record(u.idx, h) }()
+	// Small batches, so that the progress line's p99 is current.
 	for ev := range u.stream.Events() {
 		switch {
 		case ev.State != nil:
@@ -686,8 +726,12 @@ func (r *run) showProgress(p *progress, done <-chan struct{}) {
 		case now >= r.endNs:
 			phase = "drain"
 		}
+		p99 := int64(-1) // none yet: the warmup is not measured
+		if h := r.lat.merged(); h.TotalCount() > 0 {
+			p99 = h.ValueAtQuantile(99)
+		}
 		p.update(phase, min(float64(now)/float64(r.endNs), 1), time.Duration(now), time.Duration(r.endNs),
-			float64(sent-lastSent)/secs, float64(del-lastDel)/secs, r.lat.merged().ValueAtQuantile(99), r.errs.Load())
+			float64(sent-lastSent)/secs, float64(del-lastDel)/secs, p99, r.errs.Load())
 		lastAt, lastSent, lastDel = at, sent, del
 	}
 }
@@ -749,6 +793,35 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the user plus system CPU time of process pid so far, from
+// /proc/PID/stat; zero when pid is zero or unreadable.
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after it. utime and stime are fields 14 and 15, in clock ticks
+	// (USER_HZ, 100 per second on Linux).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * (time.Second / 100)
 }
 
 // loadAvg reads the machine's load averages; zeros where it cannot.

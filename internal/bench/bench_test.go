@@ -162,7 +162,7 @@ func TestConfigErrors(t *testing.T) {
 		{Config{BodySize: 5}, "body size"},
 		{Config{AdminToken: "x"}, "without a server"},
 		{Config{Server: "http://127.0.0.1:1"}, "admin token"},
-		{Config{Server: "http://127.0.0.1:1", AdminToken: "x", Store: "memory"}, "only without --server"},
+		{Config{Server: "http://127.0.0.1:1", AdminToken: "x", Store: "memory"}, "only to a server bench starts"},
 		{Config{Store: "disk"}, "store"},
 	} {
 		_, err := Run(t.Context(), tc.cfg)
@@ -226,5 +226,22 @@ func TestProgress(t *testing.T) {
 	p.end()
 	if got := term.String(); !strings.HasPrefix(got, "\r[############............]") || !strings.HasSuffix(got, "\x1b[K\n") {
 		t.Fatalf("terminal line %q", got)
+	}
+}
+
+// TestRunChildServer runs a workload against a server in a child process,
+// whose CPU time is read apart from this process's.
+func TestRunChildServer(t *testing.T) {
+	r, err := Run(t.Context(), Config{
+		Users: 2, Window: 2, Duration: 500 * time.Millisecond, Warmup: -1,
+		ServerCommand: []string{os.Args[0], "serve"},
+		ServerEnv:     []string{serveEnv + "=1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, r)
+	if r.ServerPID == 0 || r.ServerPID == os.Getpid() || r.ServerCPUCores <= 0 || r.ServerCPUPerDeliveryUs <= 0 || !strings.HasPrefix(r.Server, "child process") {
+		t.Fatalf("server %q pid %d: %v cores, %v µs per delivery", r.Server, r.ServerPID, r.ServerCPUCores, r.ServerCPUPerDeliveryUs)
 	}
 }

@@ -338,7 +338,7 @@ func startChild(ctx context.Context, argv, env []string) (*target, int, error) {
 	defer timeout.Stop()
 	select {
 	case addr := <-addrc:
-		return &target{base: "http://" + addr, adminToken: tok, inProcess: false, child: true, stop: stop}, cmd.Process.Pid, nil
+		return &target{base: "http://" + addr, adminToken: tok, child: true, command: strings.Join(argv[1:], " "), stop: stop}, cmd.Process.Pid, nil
 	case <-exited:
 		err = errors.New("it exited")
 	case <-timeout.C:

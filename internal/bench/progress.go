@@ -31,13 +31,17 @@ func (p *progress) note(s string) {
 
 // update shows where the run stands: done is the fraction of the sending
 // time behind, rates per second over the last interval, p99 in
-// microseconds.
+// microseconds (negative: none yet).
 func (p *progress) update(phase string, done float64, at, total time.Duration, sentPerSec, delPerSec float64, p99us int64, errs int64) {
 	if p.w == nil {
 		return
 	}
-	stats := fmt.Sprintf("%-7s %5.1f/%.0fs  sent %s/s  delivered %s/s  p99 %.2fms  errors %d",
-		phase, at.Seconds(), total.Seconds(), thousands(int64(sentPerSec)), thousands(int64(delPerSec)), float64(p99us)/1000, errs)
+	p99 := "-"
+	if p99us >= 0 {
+		p99 = fmt.Sprintf("%.2fms", float64(p99us)/1000)
+	}
+	stats := fmt.Sprintf("%-7s %5.1f/%.0fs  sent %s/s  delivered %s/s  p99 %s  errors %d",
+		phase, at.Seconds(), total.Seconds(), thousands(int64(sentPerSec)), thousands(int64(delPerSec)), p99, errs)
 	if !p.terminal {
 		fmt.Fprintln(p.w, "bench: "+stats)
 		return

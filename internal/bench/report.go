@@ -36,7 +36,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Warning != "" {
 		row("warning", "%s", r.Warning)
 	}
-	row("cpu", "%.2f cores of %d busy in this process", r.CPUCores, r.NumCPU)
+	row("cpu", "%.2f cores of %d busy in this process, %.0f µs per delivery", r.CPUCores, r.NumCPU, r.CPUPerDeliveryUs)
+	if r.ServerPID != 0 {
+		row("server cpu", "%.2f cores in the server (pid %d), %.0f µs per delivery", r.ServerCPUCores, r.ServerPID, r.ServerCPUPerDeliveryUs)
+	}
 	row("load average", "%.2f before, %.2f %.2f %.2f after", r.LoadBefore, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
 	return tw.Flush()
 }

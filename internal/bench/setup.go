@@ -24,9 +24,10 @@ import (
 type target struct {
 	base       string // http://host:port
 	adminToken string
-	inProcess  bool // started in this process
-	child      bool // started as a child process
-	store      string
+	inProcess  bool   // started in this process
+	child      bool   // started as a child process
+	store      string // in process
+	command    string // child process: how it was started
 	stop       func() error
 }
 
@@ -49,7 +50,7 @@ func (t *target) describe() string {
 	case t.inProcess:
 		return "in-process (" + t.store + ", temporary directory)"
 	case t.child:
-		return "child process " + t.base + " (pebble, temporary directory)"
+		return "child process " + t.base + " (" + t.command + ", temporary directory)"
 	}
 	return t.base
 }
