@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/store"
 	"github.com/switchboard-chat/switchboard/internal/store/memstore"
 	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
+	"github.com/switchboard-chat/switchboard/internal/webui"
 	"github.com/switchboard-chat/switchboard/internal/ws"
 )
 
@@ -145,6 +146,11 @@ func New(cfg Config) (*Server, error) {
 	s.api = httpapi.New(httpapi.Config{Service: s.svc, AdminToken: s.adminToken, Logger: s.log})
 	s.ws = ws.New(ws.Config{Service: s.svc, Bus: s.bus, Logger: s.log.With("component", "ws")})
 	s.api.Handle("GET /v1/ws", s.ws)
+	webui.Mount(s.api)
+	if cfg.Dev {
+		webui.MountDev(s.api, s.svc, s.log)
+		s.log.Warn("development sign-in is on (--dev): anyone can sign in as any user at POST /v1/dev/login; never run it like this in production")
+	}
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
