@@ -16,9 +16,15 @@ import (
 // different apps: alice of messenger on a desktop-sized window, bob of
 // instagram on a phone-sized one.
 func TestChatInTwoBrowsers(t *testing.T) {
-	srv, base, _ := startServer(t, true)
+	srv, base, logs := startServer(t, true)
+	if !strings.Contains(logs.String(), "development sign-in is on") {
+		t.Errorf("no warning in the server's log while --dev is on; log:\n%s", logs)
+	}
 	alice := openWindow(t, base, "alice", 1280, 800)
 	bob := openWindow(t, base, "bob", 390, 844)
+	bob.wait("the development sign-in form", `!document.querySelector("#dev-form").hidden`)
+	assertLabelled(t, bob)
+	bob.screenshot("phone-signin")
 	alice.signIn("messenger", "alice")
 	bob.signIn("instagram", "bob")
 
