@@ -164,8 +164,7 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 				p.end()
 				return
 			case <-t.C:
-				n := opened.Load()
-				p.update("connect", float64(n)/float64(cfg.Connections), time.Since(start), 0, 0, 0, 0, errs.Load())
+				p.count("connected", opened.Load(), int64(cfg.Connections), errs.Load())
 			}
 		}
 	})

@@ -54,6 +54,20 @@ func (p *progress) update(phase string, done float64, at, total time.Duration, s
 	p.drawn = true
 }
 
+// count shows how many of total are done, for the idle connections.
+func (p *progress) count(what string, n, total, errs int64) {
+	if p.w == nil {
+		return
+	}
+	stats := fmt.Sprintf("%s %s of %s  errors %d", what, thousands(n), thousands(total), errs)
+	if !p.terminal {
+		fmt.Fprintln(p.w, "bench: "+stats)
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s\x1b[K", stats)
+	p.drawn = true
+}
+
 // end finishes a line drawn in place.
 func (p *progress) end() {
 	if p.drawn {
