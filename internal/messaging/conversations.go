@@ -46,13 +46,13 @@ func (s *Service) mayContact(ctx context.Context, from, to chat.Address, checkBl
 	if !checkBlocks {
 		return nil
 	}
-	if b, err := s.st.Blocked(ctx, to, from); err != nil {
-		return storeErr(err, "block")
+	if b, err := s.blocked(ctx, to, from); err != nil {
+		return err
 	} else if b {
 		return chat.Errorf(chat.PermissionDenied, "%s does not accept messages from you", to)
 	}
-	if b, err := s.st.Blocked(ctx, from, to); err != nil {
-		return storeErr(err, "block")
+	if b, err := s.blocked(ctx, from, to); err != nil {
+		return err
 	} else if b {
 		return chat.Errorf(chat.PermissionDenied, "you have blocked %s; unblock them first", to)
 	}
@@ -208,6 +208,7 @@ func (s *Service) UpdateMembers(ctx context.Context, caller chat.Address, id str
 	if err != nil {
 		return chat.Conversation{}, storeErr(err, "conversation "+id)
 	}
+	s.convs.drop(id)
 	s.publish(ctx, deliveries, chat.Update{Type: chat.UpdateConversation, Conversation: &c})
 	return c, nil
 }
@@ -225,6 +226,7 @@ func (s *Service) Block(ctx context.Context, caller chat.Address, addr string) e
 	if _, err := s.app(ctx, a.App()); err != nil {
 		return err
 	}
+	defer s.blocks.drop([2]chat.Address{caller, a})
 	return storeErr(s.st.Block(ctx, caller, a), "block")
 }
 
@@ -234,13 +236,14 @@ func (s *Service) Unblock(ctx context.Context, caller chat.Address, addr string)
 	if err != nil {
 		return err
 	}
+	defer s.blocks.drop([2]chat.Address{caller, a})
 	return storeErr(s.st.Unblock(ctx, caller, a), "block")
 }
 
 // Typing tells the conversation's other members, those connected now, that
 // the caller is typing. Nothing is stored.
 func (s *Service) Typing(ctx context.Context, caller chat.Address, id string) error {
-	c, err := s.member(ctx, caller, id)
+	c, err := s.cachedMember(ctx, caller, id)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func (s *Service) Send(ctx context.Context, caller chat.Address, r SendRequest) 
 	if err := ValidateSend(&r); err != nil {
 		return Sent{}, err
 	}
-	c, err := s.member(ctx, caller, r.ConversationID)
+	c, err := s.cachedMember(ctx, caller, r.ConversationID)
 	if err != nil {
 		return Sent{}, err
 	}

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/auth"
@@ -29,42 +28,47 @@ type Config struct {
 	Now func() time.Time
 	// Logger. Nil: discard.
 	Logger *slog.Logger
-	// AppCacheTTL bounds how long an app (secret, interop) read from the
-	// store is reused; changes made through this Service are seen at once.
-	// Zero: 2s.
-	AppCacheTTL time.Duration
+	// CacheTTL bounds how long what the send path reads from the store
+	// (apps with their secrets and interop, conversations' member lists,
+	// blocks) is reused. Changes made through this Service are seen at once;
+	// changes made on another node within CacheTTL. Membership itself is
+	// always enforced by the store when a message is appended. Zero: 2s.
+	CacheTTL time.Duration
 }
+
+// cacheSize bounds each of the service's caches.
+const cacheSize = 1 << 16
 
 // Service is safe for concurrent use.
 type Service struct {
-	st     store.Store
-	bus    bus.Bus
-	now    func() time.Time
-	log    *slog.Logger
-	appTTL time.Duration
+	st  store.Store
+	bus bus.Bus
+	now func() time.Time
+	log *slog.Logger
+	ttl time.Duration
 
-	mu   sync.Mutex // guards apps
-	apps map[string]cachedApp
-
-	tokens tokenCache
-}
-
-type cachedApp struct {
-	app     chat.App
-	expires time.Time
+	apps   *cache[string, chat.App]
+	tokens *cache[string, chat.Address] // verified tokens, until their exp
+	convs  *cache[string, chat.Conversation]
+	blocks *cache[[2]chat.Address, bool] // (blocker, blocked)
 }
 
 // New returns a Service over cfg.Store.
 func New(cfg Config) *Service {
-	s := &Service{st: cfg.Store, bus: cfg.Bus, now: cfg.Now, log: cfg.Logger, appTTL: cfg.AppCacheTTL, apps: map[string]cachedApp{}}
+	s := &Service{st: cfg.Store, bus: cfg.Bus, now: cfg.Now, log: cfg.Logger, ttl: cfg.CacheTTL,
+		apps:   newCache[string, chat.App](cacheSize),
+		tokens: newCache[string, chat.Address](cacheSize),
+		convs:  newCache[string, chat.Conversation](cacheSize),
+		blocks: newCache[[2]chat.Address, bool](cacheSize),
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.appTTL == 0 {
-		s.appTTL = 2 * time.Second
+	if s.ttl == 0 {
+		s.ttl = 2 * time.Second
 	}
 	return s
 }
@@ -96,12 +100,8 @@ func storeErr(err error, what string) error {
 
 // app returns an app through the cache.
 func (s *Service) app(ctx context.Context, id string) (chat.App, error) {
-	now := time.Now()
-	s.mu.Lock()
-	c, ok := s.apps[id]
-	s.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.app, nil
+	if a, ok := s.apps.get(id, time.Now()); ok {
+		return a, nil
 	}
 	a, err := s.st.App(ctx, id)
 	if err != nil {
@@ -112,13 +112,52 @@ func (s *Service) app(ctx context.Context, id string) (chat.App, error) {
 }
 
 func (s *Service) remember(a chat.App) {
-	s.mu.Lock()
-	s.apps[a.ID] = cachedApp{app: a, expires: time.Now().Add(s.appTTL)}
-	s.mu.Unlock()
+	now := time.Now()
+	s.apps.put(a.ID, a, now.Add(s.ttl), now)
+}
+
+// blocked reports whether blocker has blocked blocked, through the cache.
+func (s *Service) blocked(ctx context.Context, blocker, blocked chat.Address) (bool, error) {
+	k := [2]chat.Address{blocker, blocked}
+	now := time.Now()
+	if b, ok := s.blocks.get(k, now); ok {
+		return b, nil
+	}
+	b, err := s.st.Blocked(ctx, blocker, blocked)
+	if err != nil {
+		return false, storeErr(err, "block")
+	}
+	s.blocks.put(k, b, now.Add(s.ttl), now)
+	return b, nil
+}
+
+// cachedMember is member through the cache, for the send and typing paths:
+// the store enforces membership again when it appends, and typing stores
+// nothing. A member removed on another node may pass here for up to the
+// cache's TTL and is then refused by the store.
+func (s *Service) cachedMember(ctx context.Context, caller chat.Address, id string) (chat.Conversation, error) {
+	now := time.Now()
+	c, ok := s.convs.get(id, now)
+	// A cached list without the caller may predate their joining on
+	// another node: only the store may say no.
+	if !ok || !c.HasMember(caller) {
+		var err error
+		c, err = s.st.Conversation(ctx, id)
+		if err != nil {
+			return chat.Conversation{}, storeErr(err, "conversation "+id)
+		}
+		s.convs.put(id, c, now.Add(s.ttl), now)
+	}
+	if !c.HasMember(caller) {
+		return chat.Conversation{}, storeErr(store.ErrNotFound, "conversation "+id)
+	}
+	return c, nil
 }
 
 // Authenticate verifies a user token and returns the caller's address.
-// Tokens that verified are remembered until their exp (see tokenCache).
+// Tokens that verified are remembered until their exp: nothing Verify
+// checks changes during a token's life (apps are never deleted and their
+// secrets never change; a secret rotation must clear the cache).
 func (s *Service) Authenticate(ctx context.Context, token string) (chat.Address, error) {
 	now := time.Now() // the clock jwt checks exp against, not s.now
 	if a, ok := s.tokens.get(token, now); ok {
