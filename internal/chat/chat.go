@@ -67,7 +67,7 @@ type Conversation struct {
 	Kind      string    `json:"kind"`
 	Title     string    `json:"title"`
 	Members   []Address `json:"members"`
-	Creator   Address   `json:"creator"`
+	Creator   Address   `json:"creator,omitempty"` // groups only
 	LastSeq   int64     `json:"last_seq"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
