@@ -171,6 +171,7 @@ func TestHistoryOnScrollUp(t *testing.T) {
 	alice := openWindow(t, base, "alice", 1280, 800)
 	alice.signIn("messenger", "alice")
 	alice.wait("120 unread", `document.querySelector("[data-testid=unread-count]")?.textContent === "120"`)
+	alice.screenshot("desktop-unread")
 	alice.do(chromedp.Focus(chromedp.CSS(`[data-testid=conversation-item]`)), pressEnter(false))
 	alice.wait("the newest page", `document.querySelectorAll("[data-testid=message-item]").length === 50`)
 	if got := alice.bodies(); fmt.Sprint(got) != fmt.Sprint(want[n-50:]) {
@@ -184,6 +185,7 @@ func TestHistoryOnScrollUp(t *testing.T) {
 	}
 	alice.waitBodies("the whole history, in order", want)
 	alice.wait("the start of the conversation", `document.querySelector("#history-status").textContent === "This is the start of the conversation."`)
+	alice.screenshot("desktop-history")
 	// What the reader was looking at stays in view while pages land above.
 	if top := eval[float64](alice, `document.querySelector("#messages").scrollTop`); top < 100 {
 		t.Errorf("scrollTop %v after the last page: the view jumped to the top", top)

@@ -212,10 +212,14 @@ function applyUpdate(u) {
 function applyMessage(m) {
   const x = S.convs.get(m.conversation_id);
   if (!x) {
-    refreshList();
+    // Not in the pages of the list loaded. While catching up, the list is
+    // loaded again once live; after that, new activity puts it on top.
+    if (S.stream.state === "live") refreshList();
     return;
   }
-  x.msgs.set(m.seq, m);
+  // Messages are kept for conversations opened; for the others the list's
+  // last message is enough, and opening loads the history.
+  if (x.loaded || x.loading) x.msgs.set(m.seq, m);
   noteLast(x, m);
   if (m.sender === S.me) {
     x.read_seq = Math.max(x.read_seq, m.seq); // sending reads up to it
