@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/bus"
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
 )
 
@@ -249,20 +250,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// httpStatus maps the API's error codes to HTTP statuses, for answers
-// before the upgrade.
-var httpStatus = map[string]int{
-	chat.InvalidArgument:  http.StatusBadRequest,
-	chat.Unauthenticated:  http.StatusUnauthorized,
-	chat.PermissionDenied: http.StatusForbidden,
-	chat.NotFound:         http.StatusNotFound,
-	chat.Conflict:         http.StatusConflict,
-	chat.PayloadTooLarge:  http.StatusRequestEntityTooLarge,
-	chat.RateLimited:      http.StatusTooManyRequests,
-	chat.Unavailable:      http.StatusServiceUnavailable,
-	chat.Internal:         http.StatusInternalServerError,
-}
-
 // apiError returns err as the client may see it: a *chat.Error, or a
 // generic internal error for anything else.
 func apiError(err error) *chat.Error {
@@ -275,10 +262,7 @@ func apiError(err error) *chat.Error {
 
 func writeError(w http.ResponseWriter, err error) {
 	ce := apiError(err)
-	status, ok := httpStatus[ce.Code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := httpapi.Status(ce.Code)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
