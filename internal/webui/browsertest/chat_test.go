@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -117,6 +118,25 @@ func TestChatInTwoBrowsers(t *testing.T) {
 	want = append(want, "while you reloaded", "kept over a reload")
 	bob.waitBodies("every message once, in order, after the reload", want)
 	alice.waitBodies("bob's message from before the reload, once", want)
+	assertHistory(t, srv.Service(), "messenger:alice", want)
+
+	// A reload in the same moment as a send: the frame may or may not
+	// have left, the ack surely never arrives. The outbox sends it again
+	// with the same client_id after the reload, and it is stored once.
+	bob.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Evaluate[chromedp.Void](`(() => {
+			document.querySelector("[data-testid=composer-input]").value = "sent as the page went away";
+			document.querySelector("[data-testid=send-button]").click();
+			location.reload();
+		})()`))(ctx, t)
+		return err
+	}))
+	bob.waitLive()
+	bob.do(chromedp.Click(chromedp.CSS(`[data-testid=conversation-item]`)))
+	want = append(want, "sent as the page went away")
+	bob.waitBodies("the message sent during the reload, once", want)
+	alice.waitBodies("the message sent during bob's reload, once", want)
+	bob.wait("it to show read once alice saw it", `[...document.querySelectorAll("[data-testid=message-item]")].at(-1).dataset.state === "read"`)
 	assertHistory(t, srv.Service(), "messenger:alice", want)
 }
 
