@@ -256,6 +256,32 @@ func TestErrorsInWords(t *testing.T) {
 	})()`)
 	alice.screenshot("phone-list")
 	assertLabelled(t, alice)
+
+	// A send the server refuses for good is marked failed with its words,
+	// and can be tried again (with the same client_id) once that changed.
+	alice.do(
+		chromedp.SetValue(chromedp.CSS(`[data-testid=new-conversation-input]`), "instagram:bob"),
+		chromedp.Click(chromedp.CSS(`[data-testid=new-conversation-submit]`)),
+	)
+	alice.wait("the direct conversation to open", `document.querySelector("#conversation-title").textContent === "bob"`)
+	svc := srv.Service()
+	if _, err := svc.SetInterop(ctx, "messenger", []string{}); err != nil {
+		t.Fatal(err)
+	}
+	alice.send("refused")
+	alice.wait("the failed state with the server's words", `(() => {
+		const m = document.querySelector("[data-testid=message-item]");
+		return m && m.dataset.state === "failed" &&
+			m.querySelector(".error").textContent === "messenger does not allow messages to instagram";
+	})()`)
+	alice.screenshot("phone-failed")
+	assertLabelled(t, alice)
+	if _, err := svc.SetInterop(ctx, "messenger", []string{"instagram"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.do(chromedp.Click(chromedp.CSS(`[data-testid=message-item] .actions button`)))
+	alice.wait("the retried message sent", `document.querySelector("[data-testid=message-item]").dataset.state === "sent"`)
+	alice.waitBodies("the retried message once", []string{"refused"})
 }
 
 // Without --dev the page offers only the token sign-in, which takes a
