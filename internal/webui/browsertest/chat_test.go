@@ -71,6 +71,7 @@ func TestChatInTwoBrowsers(t *testing.T) {
 	bob.wait("bob's message to show read", `document.querySelectorAll("[data-testid=message-item]")[1].dataset.state === "read"`)
 
 	alice.screenshot("desktop-conversation")
+	assertLabelled(t, alice)
 	bob.screenshot("phone-conversation")
 
 	// Bob loses the network. Alice writes meanwhile, and so does bob: his
