@@ -1,0 +1,91 @@
+// Package pgtest gives tests a PostgreSQL to run against: the one named by
+// SWITCHBOARD_TEST_POSTGRES, and a fresh schema in it per test. Without the
+// variable a test skips on a developer's machine, and fails under CI (CI
+// set), so that a run that could not reach the database never counts as a
+// pass.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Env is the variable that names the test database.
+const Env = "SWITCHBOARD_TEST_POSTGRES"
+
+// URL returns the test database's URL, or ends the test: a failure under
+// CI, a skip elsewhere.
+func URL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(Env)
+	if u != "" {
+		return u
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not set, and CI is: the PostgreSQL tests must run in CI (.ci/run sets it)", Env)
+	}
+	t.Skipf("%s is not set: skipping the PostgreSQL tests (e.g. %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", Env, Env)
+	return ""
+}
+
+// Schema makes a new, empty schema in the test database and drops it when
+// the test ends. It fails the test when the database cannot be reached.
+func Schema(t testing.TB) (dbURL, schema string) {
+	t.Helper()
+	dbURL = URL(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema = "sbtest_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("cannot connect to %s (%s): %v", Env, redact(dbURL), err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return dbURL, schema
+}
+
+// WithSearchPath returns dbURL with search_path set to schema, the form a
+// server's --store flag takes.
+func WithSearchPath(dbURL, schema string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return dbURL
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "an unparsable URL"
+	}
+	return u.Redacted()
+}
