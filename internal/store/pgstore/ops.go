@@ -559,12 +559,12 @@ func (s *Store) Updates(ctx context.Context, user chat.Address, after int64, lim
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				u                             chat.Update
-				kind                          int
-				convID, reader, conv          *string
-				seq, sent                     *int64
-				sender, client, mKind, mBody  *string
-				meta                          []byte
+				u                            chat.Update
+				kind                         int
+				convID, reader, conv         *string
+				seq, sent                    *int64
+				sender, client, mKind, mBody *string
+				meta                         []byte
 			)
 			if err := rows.Scan(&u.Cursor, &kind, &convID, &seq, &reader, &conv, &sender, &client, &mKind, &mBody, &meta, &sent); err != nil {
 				return err

@@ -72,8 +72,10 @@ func (s *twoNodes) next() *pgstore.Store { return s.nodes[s.n.Add(1)%2] }
 func (s *twoNodes) CreateApp(ctx context.Context, app chat.App) error {
 	return s.next().CreateApp(ctx, app)
 }
-func (s *twoNodes) App(ctx context.Context, id string) (chat.App, error) { return s.next().App(ctx, id) }
-func (s *twoNodes) Apps(ctx context.Context) ([]chat.App, error)         { return s.next().Apps(ctx) }
+func (s *twoNodes) App(ctx context.Context, id string) (chat.App, error) {
+	return s.next().App(ctx, id)
+}
+func (s *twoNodes) Apps(ctx context.Context) ([]chat.App, error) { return s.next().Apps(ctx) }
 func (s *twoNodes) UpdateApp(ctx context.Context, id string, fn func(*chat.App) error) (chat.App, error) {
 	return s.next().UpdateApp(ctx, id, fn)
 }
@@ -101,8 +103,12 @@ func (s *twoNodes) Conversations(ctx context.Context, user chat.Address, page *s
 func (s *twoNodes) Updates(ctx context.Context, user chat.Address, after int64, limit int) ([]chat.Update, error) {
 	return s.next().Updates(ctx, user, after, limit)
 }
-func (s *twoNodes) Block(ctx context.Context, a, b chat.Address) error   { return s.next().Block(ctx, a, b) }
-func (s *twoNodes) Unblock(ctx context.Context, a, b chat.Address) error { return s.next().Unblock(ctx, a, b) }
+func (s *twoNodes) Block(ctx context.Context, a, b chat.Address) error {
+	return s.next().Block(ctx, a, b)
+}
+func (s *twoNodes) Unblock(ctx context.Context, a, b chat.Address) error {
+	return s.next().Unblock(ctx, a, b)
+}
 func (s *twoNodes) Blocked(ctx context.Context, a, b chat.Address) (bool, error) {
 	return s.next().Blocked(ctx, a, b)
 }
@@ -264,4 +270,3 @@ func BenchmarkStore(b *testing.B) {
 		return open(b, dbURL, schema, &pgstore.Options{MaxConns: 32})
 	})
 }
-
