@@ -54,7 +54,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: `messages` per second in all (0: closed loop)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured load before it (0: none)")
-	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "longest wait for the last answers and deliveries")
+	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "once sending stops, give up on missing answers and deliveries after this long without any")
 	fs.IntVar(&cfg.BodySize, "body-size", 64, "message body `bytes`")
 	fs.IntVar(&idle.Connections, "connections", 0, "open `N` idle connections and report the server's memory per connection")
 	fs.IntVar(&idle.ServerPID, "server-pid", 0, "with --server: the server's process id on this machine, to read its memory (--connections) or CPU time")

@@ -58,9 +58,10 @@ type Config struct {
 	// unmeasured. Zero: 10s and 2s; a negative Warmup means none.
 	Duration time.Duration
 	Warmup   time.Duration
-	// Drain bounds the wait, once sending stops, for the last answers and
-	// deliveries; what is acknowledged and still missing then is lost.
-	// Zero: 10s.
+	// Drain is how long the run waits, once sending stops, for the next
+	// answer or delivery while some are missing: when none comes for that
+	// long (or after twice the sending time plus Drain in all), what is
+	// acknowledged and still missing is lost. Zero: 10s.
 	Drain time.Duration
 	// BodySize is the length of each message body in bytes (at least the
 	// 20 the send time takes). Zero: 64.
@@ -427,9 +428,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, ctx.Err()
 	}
 
-	// Drain: wait for the answers, then for the deliveries they call for.
+	// Drain: wait for the answers, then for the deliveries they call for,
+	// for as long as they keep coming: a backlog built up in an overload
+	// takes a while to clear, and is late, not lost. The run gives up
+	// after Drain without any, or after twice the sending time plus Drain
+	// in all.
 	drainStart := time.Now()
-	drainBy := drainStart.Add(cfg.Drain)
+	drainCap := drainStart.Add(2*(cfg.Warmup+cfg.Duration) + cfg.Drain)
+	lastMove, moved := drainStart, int64(-1)
 	acked := make(chan struct{})
 	go func() { ackers.Wait(); close(acked) }()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -441,7 +447,11 @@ drain:
 			break drain
 		case <-tick.C:
 		}
-		if time.Now().After(drainBy) {
+		now := time.Now()
+		if m := r.acked.Load() + r.errs.Load() + r.delivered.Load(); m != moved {
+			lastMove, moved = now, m
+		}
+		if now.Sub(lastMove) > cfg.Drain || now.After(drainCap) {
 			break drain
 		}
 		select {
