@@ -23,12 +23,19 @@ const csvTimeLayout = "2006-01-02 15:04:05"
 // carries its Score, and the rows of an alert already on are held below 0.5,
 // since an operator paged once does not need paging every five minutes.
 func RunCSV(r io.Reader, w io.Writer) error {
-	return RunCSVConfig(OfflineConfig(), r, w)
+	return runCSV(defaultOfflineParams(), r, w)
 }
 
-// RunCSVConfig is RunCSV with another configuration, for experiments.
+// RunCSVConfig is RunCSV with another configuration of its seasonal Series,
+// for experiments.
 func RunCSVConfig(cfg Config, r io.Reader, w io.Writer) error {
-	s := NewSeries(cfg, Both)
+	p := defaultOfflineParams()
+	p.Series = cfg
+	return runCSV(p, r, w)
+}
+
+func runCSV(p offlineParams, r io.Reader, w io.Writer) error {
+	o := newOffline(p)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	bw := bufio.NewWriter(w)
@@ -54,11 +61,7 @@ func RunCSVConfig(cfg Config, r io.Reader, w io.Writer) error {
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("detector: line %d: value %q is not a finite number", line, val)
 		}
-		p := s.Observe(t, v)
-		score := p.Score
-		if !p.Onset {
-			score = min(score, 0.49)
-		}
+		score := o.observe(t, v)
 		buf = append(buf[:0], ts...)
 		buf = append(buf, ',')
 		buf = append(buf, val...)
