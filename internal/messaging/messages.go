@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"time"
 	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -71,7 +72,11 @@ func ValidateSend(r *SendRequest) error {
 
 // Send stores a message from caller and publishes it to every member. A
 // repeated client id answers the first result with Created = false.
-func (s *Service) Send(ctx context.Context, caller chat.Address, r SendRequest) (Sent, error) {
+func (s *Service) Send(ctx context.Context, caller chat.Address, r SendRequest) (sent Sent, err error) {
+	if s.obs != nil {
+		start := time.Now()
+		defer func() { s.obs.ObserveSend(caller.App(), time.Since(start), err) }()
+	}
 	if err := ValidateSend(&r); err != nil {
 		return Sent{}, err
 	}

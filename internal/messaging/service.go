@@ -34,6 +34,16 @@ type Config struct {
 	// changes made on another node within CacheTTL. Membership itself is
 	// always enforced by the store when a message is appended. Zero: 2s.
 	CacheTTL time.Duration
+	// Observer sees every send, for the outage monitor. Nil: none.
+	Observer Observer
+}
+
+// Observer watches sends. ObserveSend is called once after each Send, on
+// the sender's goroutine, with the sender's app, how long the send took and
+// its error (nil on success, also for a repeated client id). It must return
+// at once: it sits on the send path.
+type Observer interface {
+	ObserveSend(app string, took time.Duration, err error)
 }
 
 // cacheSize bounds each of the service's caches.
@@ -46,6 +56,7 @@ type Service struct {
 	now func() time.Time
 	log *slog.Logger
 	ttl time.Duration
+	obs Observer
 
 	apps   *cache[string, chat.App]
 	tokens *cache[string, chat.Address] // verified tokens, until their exp
@@ -55,7 +66,7 @@ type Service struct {
 
 // New returns a Service over cfg.Store.
 func New(cfg Config) *Service {
-	s := &Service{st: cfg.Store, bus: cfg.Bus, now: cfg.Now, log: cfg.Logger, ttl: cfg.CacheTTL,
+	s := &Service{st: cfg.Store, bus: cfg.Bus, now: cfg.Now, log: cfg.Logger, ttl: cfg.CacheTTL, obs: cfg.Observer,
 		apps:   newCache[string, chat.App](cacheSize),
 		tokens: newCache[string, chat.Address](cacheSize),
 		convs:  newCache[string, chat.Conversation](cacheSize),
