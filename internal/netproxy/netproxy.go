@@ -1,16 +1,18 @@
-package pgtest
+// Package netproxy is a TCP proxy for tests that take a dependency away
+// (a database, a message broker) and bring it back, without touching the
+// shared server behind it.
+package netproxy
 
 import (
 	"io"
 	"net"
-	"net/url"
 	"sync"
 	"testing"
 )
 
-// Proxy forwards TCP connections to the database until it is cut: then it
+// Proxy forwards TCP connections to its target until it is cut: then it
 // closes every connection it carries and drops new ones at once, as a
-// database that went away would, without touching the shared server.
+// server that went away would.
 type Proxy struct {
 	ln     net.Listener
 	target string
@@ -20,18 +22,10 @@ type Proxy struct {
 	conns map[net.Conn]bool
 }
 
-// NewProxy starts a proxy to the host of dbURL and returns it with dbURL
-// rewritten to go through it. It stops when the test ends.
-func NewProxy(t testing.TB, dbURL string) (*Proxy, string) {
+// New starts a proxy to target (host:port) and returns it with the
+// address to dial instead. It stops when the test ends.
+func New(t testing.TB, target string) (*Proxy, string) {
 	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatalf("parse %s: %v", Env, err)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target = net.JoinHostPort(u.Hostname(), "5432")
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +41,7 @@ func NewProxy(t testing.TB, dbURL string) (*Proxy, string) {
 		<-done
 		p.Cut()
 	})
-	u.Host = ln.Addr().String()
-	return p, u.String()
+	return p, ln.Addr().String()
 }
 
 func (p *Proxy) serve() {

@@ -9,12 +9,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-chat/switchboard/internal/netproxy"
 )
 
 // Env is the variable that names the test database.
@@ -88,4 +91,22 @@ func redact(s string) string {
 		return "an unparsable URL"
 	}
 	return u.Redacted()
+}
+
+// NewProxy starts a TCP proxy to the database of dbURL and returns it with
+// dbURL rewritten to go through it, for tests that take the database away
+// (Proxy.Cut) and bring it back (Proxy.Restore).
+func NewProxy(t testing.TB, dbURL string) (*netproxy.Proxy, string) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("parse %s: %v", Env, err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), "5432")
+	}
+	p, addr := netproxy.New(t, target)
+	u.Host = addr
+	return p, u.String()
 }
