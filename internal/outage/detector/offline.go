@@ -33,6 +33,9 @@ type offlineParams struct {
 	// standardised by a slow mean and deviation (weight CusumAlpha), with
 	// slack CusumK and threshold CusumH, both in deviations.
 	CusumAlpha, CusumK, CusumH float64
+	// CusumWarmup is the number of rows before the CUSUM accumulates: its
+	// slow mean needs more than one cycle of a seasonal series.
+	CusumWarmup int
 	// Warmup is the number of rows that are learnt without any onset.
 	Warmup int
 	// Refractory is the least number of rows between two onsets.
@@ -52,6 +55,7 @@ func defaultOfflineParams() offlineParams {
 		CusumAlpha:    0.005,
 		CusumK:        1,
 		CusumH:        30,
+		CusumWarmup:   300,
 		Warmup:        150,
 		Refractory:    100,
 	}
@@ -141,7 +145,11 @@ func (o *offline) observe(t time.Time, v float64) float64 {
 			o.cm = v
 		}
 		z := (v - o.cm) / (1.2533*o.cd + 1e-9*(1+math.Abs(o.cm)))
-		if o.n < 30 {
+		if p.Use&16 != 0 {
+			// On the seasonal residual instead.
+			z = (v - pt.Norm - o.cm) / (1.2533*o.cd + 1e-9*(1+math.Abs(pt.Norm)))
+		}
+		if o.n < p.CusumWarmup {
 			z = 0
 		}
 		z = max(-10, min(10, z))
@@ -153,8 +161,12 @@ func (o *offline) observe(t time.Time, v float64) float64 {
 		}
 		e = max(e, c)
 		a := max(p.CusumAlpha, 1/float64(o.n+1))
-		o.cd += a * (math.Abs(v-o.cm) - o.cd)
-		o.cm += a * (v - o.cm)
+		x := v
+		if p.Use&16 != 0 {
+			x = v - pt.Norm
+		}
+		o.cd += a * (math.Abs(x-o.cm) - o.cd)
+		o.cm += a * (x - o.cm)
 	}
 	o.lvlDev += max(p.LevelDevAlpha, 1/float64(o.n+1)) * (math.Abs(v-o.level) - o.lvlDev)
 	o.level += p.LevelAlpha * (v - o.level)
