@@ -1,7 +1,7 @@
 // Command switchboard runs the Switchboard messaging backend.
 //
 //	switchboard serve [--addr 127.0.0.1:8080] [--data ./data] [--admin-token TOKEN]
-//	                  [--store pebble] [--bus local]
+//	                  [--store pebble|memory|postgres://...] [--bus local|nats://...]
 //	switchboard version
 //
 // Each serve flag also reads SWITCHBOARD_<NAME> (SWITCHBOARD_ADDR, ...); a
@@ -42,7 +42,7 @@ func main() {
 }
 
 const usage = `usage:
-  switchboard serve [--addr ADDR] [--data DIR] [--admin-token TOKEN] [--store pebble] [--bus local]
+  switchboard serve [--addr ADDR] [--data DIR] [--admin-token TOKEN] [--store pebble|memory|postgres://...] [--bus local|nats://...]
   switchboard bench [flags]          load-test a server (see switchboard bench -h)
   switchboard detect FILE.csv        run the outage detector over a timestamp,value CSV
   switchboard version
@@ -89,8 +89,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.Addr, "addr", env("addr", "127.0.0.1:8080"), "`address` to listen on (env SWITCHBOARD_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data", env("data", "./data"), "data `directory` (env SWITCHBOARD_DATA)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("admin-token", ""), "admin `token`; empty: kept in the data directory, made on first start (env SWITCHBOARD_ADMIN_TOKEN)")
-	fs.StringVar(&cfg.Store, "store", env("store", "pebble"), "message store: pebble or memory (env SWITCHBOARD_STORE)")
-	fs.StringVar(&cfg.Bus, "bus", env("bus", "local"), "update bus: local (env SWITCHBOARD_BUS)")
+	fs.StringVar(&cfg.Store, "store", env("store", "pebble"), "message store: pebble, memory, or postgres://... for several nodes (env SWITCHBOARD_STORE)")
+	fs.StringVar(&cfg.Bus, "bus", env("bus", "local"), "update bus: local, or nats://... for several nodes (env SWITCHBOARD_BUS)")
 	fs.BoolVar(&cfg.Dev, "dev", env("dev", "") == "true" || env("dev", "") == "1", "development sign-in at POST /v1/dev/login: anyone can sign in as anyone; never in production (env SWITCHBOARD_DEV)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -39,11 +39,11 @@ func noEnv(string) string { return "" }
 
 func TestServeRefusesBadConfig(t *testing.T) {
 	var stderr bytes.Buffer
-	args := []string{"serve", "--data", t.TempDir(), "--store", "postgres://db/x"}
+	args := []string{"serve", "--data", t.TempDir(), "--store", "mysql://db/x"}
 	if code := run(context.Background(), args, noEnv, &bytes.Buffer{}, &stderr); code != exitError {
 		t.Fatalf("exit %d, want %d; stderr %s", code, exitError, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "not supported yet") {
+	if !strings.Contains(stderr.String(), "unknown store") {
 		t.Fatalf("stderr %s", stderr.String())
 	}
 }

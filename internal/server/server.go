@@ -20,11 +20,13 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/auth"
 	"github.com/switchboard-chat/switchboard/internal/bus"
 	"github.com/switchboard-chat/switchboard/internal/bus/localbus"
+	"github.com/switchboard-chat/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-chat/switchboard/internal/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
 	"github.com/switchboard-chat/switchboard/internal/store"
 	"github.com/switchboard-chat/switchboard/internal/store/memstore"
 	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
+	"github.com/switchboard-chat/switchboard/internal/store/pgstore"
 	"github.com/switchboard-chat/switchboard/internal/webui"
 	"github.com/switchboard-chat/switchboard/internal/ws"
 )
@@ -41,12 +43,13 @@ type Config struct {
 	// AdminToken authorises the admin calls. Empty: read DataDir/admin-token,
 	// or create one there (mode 0600) and log it once.
 	AdminToken string
-	// Store chooses the message store: "pebble" (in DataDir/pebble) or
-	// "memory" (nothing survives a restart; for tests and trials). Empty:
+	// Store chooses the message store: "pebble" (in DataDir/pebble),
+	// "memory" (nothing survives a restart; for tests and trials), or a
+	// PostgreSQL URL, postgres://... (several nodes share it). Empty:
 	// "pebble".
 	Store string
 	// Bus chooses how updates reach live sessions: "local" (this process
-	// only). Empty: "local".
+	// only) or a NATS URL, nats://... (across nodes). Empty: "local".
 	Bus string
 	// Dev turns on the development sign-in (POST /v1/dev/login), which lets
 	// anyone sign in as any user. Off by default; the server warns while on.
@@ -105,17 +108,15 @@ func New(cfg Config) (*Server, error) {
 	// flag leaves nothing behind.
 	switch {
 	case cfg.Store == "pebble" || cfg.Store == "memory":
-	case strings.HasPrefix(cfg.Store, "postgres://"), strings.HasPrefix(cfg.Store, "postgresql://"):
-		return nil, fmt.Errorf("server: store %s: not supported yet", redactURL(cfg.Store))
+	case isPostgres(cfg.Store):
 	default:
-		return nil, fmt.Errorf("server: unknown store %q: use pebble or memory", cfg.Store)
+		return nil, fmt.Errorf("server: unknown store %q: use pebble, memory or postgres://...", redactURL(cfg.Store))
 	}
 	switch {
 	case cfg.Bus == "local":
 	case strings.HasPrefix(cfg.Bus, "nats://"):
-		return nil, fmt.Errorf("server: bus %s: not supported yet", redactURL(cfg.Bus))
 	default:
-		return nil, fmt.Errorf("server: unknown bus %q: use local", cfg.Bus)
+		return nil, fmt.Errorf("server: unknown bus %q: use local or nats://...", redactURL(cfg.Bus))
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -139,9 +140,24 @@ func New(cfg Config) (*Server, error) {
 		s.store = st
 	case "memory":
 		s.store = memstore.New()
+	default: // postgres://, checked above
+		st, err := pgstore.Open(context.Background(), cfg.Store, &pgstore.Options{Logger: s.log.With("component", "postgres")})
+		if err != nil {
+			return nil, fmt.Errorf("server: open store %s: %w", redactURL(cfg.Store), err)
+		}
+		s.store = st
 	}
 
-	s.bus = localbus.New()
+	if cfg.Bus == "local" {
+		s.bus = localbus.New()
+	} else {
+		b, err := natsbus.New(cfg.Bus, &natsbus.Options{Logger: s.log.With("component", "nats")})
+		if err != nil {
+			s.store.Close()
+			return nil, fmt.Errorf("server: bus %s: %w", redactURL(cfg.Bus), err)
+		}
+		s.bus = b
+	}
 	s.svc = messaging.New(messaging.Config{Store: s.store, Bus: s.bus, Logger: s.log})
 	s.api = httpapi.New(httpapi.Config{Service: s.svc, AdminToken: s.adminToken, Logger: s.log})
 	s.ws = ws.New(ws.Config{Service: s.svc, Bus: s.bus, Logger: s.log.With("component", "ws")})
@@ -200,6 +216,10 @@ func adminTokenFile(path string, log *slog.Logger) (string, error) {
 	}
 	log.Warn("created an admin token; it is printed this once and kept in the file", "admin_token", tok, "file", path)
 	return tok, nil
+}
+
+func isPostgres(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // redactURL drops credentials from a store or bus URL before it is shown.
