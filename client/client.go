@@ -116,14 +116,21 @@ type Options struct {
 	// MaxOutbox bounds the stream's unacknowledged sends; Stream.Send
 	// waits for room. Zero: 1024.
 	MaxOutbox int
+	// FallbackURLs are base URLs of other nodes of the same service. The
+	// stream tries them in turn after the URL given to New: whenever a
+	// connection cannot be made, the next attempt goes to the next URL,
+	// so that a stream whose node died resumes on another. REST calls use
+	// New's URL only. Empty: New's URL only.
+	FallbackURLs []string
 }
 
 // Client calls the API as one user. It is safe for concurrent use.
 type Client struct {
-	base string // without a trailing slash
-	hc   *http.Client
-	ws   *http.Client // handshakes: no overall timeout
-	opts Options
+	base  string   // without a trailing slash
+	bases []string // base, then Options.FallbackURLs: where the stream may connect
+	hc    *http.Client
+	ws    *http.Client // handshakes: no overall timeout
+	opts  Options
 
 	mu    sync.Mutex // guards token
 	token string
@@ -135,6 +142,10 @@ func New(baseURL, token string, opts *Options) *Client {
 	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token}
 	if opts != nil {
 		c.opts = *opts
+	}
+	c.bases = []string{c.base}
+	for _, u := range c.opts.FallbackURLs {
+		c.bases = append(c.bases, strings.TrimRight(u, "/"))
 	}
 	c.hc = c.opts.HTTPClient
 	if c.hc == nil {

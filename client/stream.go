@@ -128,6 +128,7 @@ type Stream struct {
 	done   chan struct{}   // closed when run has returned
 
 	mu     sync.Mutex // guards every field below
+	base   int        // index in c.bases of the URL to dial next
 	cursor int64
 	state  State
 	conn   *websocket.Conn // nil while disconnected
@@ -158,7 +159,19 @@ func (c *Client) Connect(ctx context.Context, after int64) (*Stream, error) {
 		reqs:   make(map[string]*request),
 		room:   make(chan struct{}, 1),
 	}
-	conn, err := s.dial(ctx)
+	// Each URL once, while the error says the server could not be reached.
+	var conn *websocket.Conn
+	var err error
+	for range c.bases {
+		if conn, err = s.dial(ctx); err == nil {
+			break
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Code != "unavailable" || ctx.Err() != nil {
+			break
+		}
+		s.nextBase()
+	}
 	if err != nil {
 		cancel()
 		return nil, err
@@ -198,13 +211,22 @@ func (s *Stream) Close() error {
 	return nil
 }
 
+// nextBase makes the next dial go to the next URL of Options.FallbackURLs
+// (or back to the first).
+func (s *Stream) nextBase() {
+	s.mu.Lock()
+	s.base = (s.base + 1) % len(s.c.bases)
+	s.mu.Unlock()
+}
+
 func (s *Stream) dial(ctx context.Context) (*websocket.Conn, error) {
 	s.mu.Lock()
 	after := s.cursor
+	base := s.c.bases[s.base]
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	u := s.c.base + "/v1/ws?after=" + strconv.FormatInt(after, 10)
+	u := base + "/v1/ws?after=" + strconv.FormatInt(after, 10)
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient: s.c.ws,
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + s.c.currentToken()}},
@@ -257,6 +279,7 @@ func (s *Stream) run(conn *websocket.Conn) {
 			if s.isClosed() {
 				return
 			}
+			s.nextBase()
 			s.setState(Connecting, dialErr)
 		}
 	}
