@@ -56,3 +56,24 @@ func BenchmarkRunCSV(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/point")
 }
+
+// BenchmarkOffline measures the offline scorer of RunCSV without parsing or
+// formatting (seasonal Series, likelihood and CUSUM on every point); the
+// target is the same, at most 1000 ns/point.
+func BenchmarkOffline(b *testing.B) {
+	s := newStream(9, 20)
+	const n = 1 << 16
+	ts := make([]time.Time, n)
+	vs := make([]float64, n)
+	for i := range n {
+		ts[i], vs[i] = s.next()
+	}
+	b.ReportAllocs()
+	o := newOffline(defaultOfflineParams())
+	i := 0
+	for b.Loop() {
+		o.observe(ts[i&(n-1)], vs[i&(n-1)])
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/point")
+}
