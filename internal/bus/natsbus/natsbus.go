@@ -26,7 +26,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,12 +90,21 @@ type sub struct {
 }
 
 // New connects to the NATS server(s) at url (nats://host:4222, or several
-// separated by commas). It fails if none answers now; after that, it
-// reconnects by itself whenever the connection is lost.
+// separated by commas). A query parameter prefix (nats://host:4222?prefix=
+// team1.users) sets Options.Prefix when that is empty, so that it can be
+// given on a command line. New fails if no server answers now; after that,
+// it reconnects by itself whenever the connection is lost.
 func New(url string, opts *Options) (*Bus, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	url, prefix, err := splitPrefix(url)
+	if err != nil {
+		return nil, err
+	}
+	if o.Prefix == "" {
+		o.Prefix = prefix
 	}
 	if o.Prefix == "" {
 		o.Prefix = "switchboard.user"
@@ -138,6 +149,28 @@ func New(url string, opts *Options) (*Bus, error) {
 	b.nc = nc
 	go b.dispatch()
 	return b, nil
+}
+
+// splitPrefix takes the prefix parameter out of the URLs' queries.
+func splitPrefix(list string) (urls, prefix string, err error) {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := neturl.Parse(strings.TrimSpace(p))
+		if err != nil {
+			return "", "", errors.New("natsbus: cannot parse the NATS URL")
+		}
+		q := u.Query()
+		if v := q.Get("prefix"); v != "" {
+			if strings.ContainsAny(v, " *>") || strings.HasPrefix(v, ".") || strings.HasSuffix(v, ".") {
+				return "", "", fmt.Errorf("natsbus: prefix %q is not a NATS subject", v)
+			}
+			prefix = v
+		}
+		q.Del("prefix")
+		u.RawQuery = q.Encode()
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ","), prefix, nil
 }
 
 // subject is the user's subject: the address in base64url, one token.

@@ -202,3 +202,49 @@ func BenchmarkPublishDeliver(b *testing.B) {
 		<-got
 	}
 }
+
+// The prefix can come with the URL, as on the command line; buses with
+// different prefixes do not hear each other.
+func TestPrefixInURL(t *testing.T) {
+	u := natstest.URL(t)
+	prefix := natstest.Prefix()
+	fromURL := newBus(t, u+"?prefix="+prefix, "")
+	same := newBus(t, u, prefix)
+	other := newBus(t, u, natstest.Prefix())
+	alice := chat.Address("a:alice")
+	r, ro := newRecv(), newRecv()
+	for _, s := range []struct {
+		b *natsbus.Bus
+		r *recv
+	}{{fromURL, r}, {other, ro}} {
+		cancel, err := s.b.Subscribe(alice, s.r.fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel()
+	}
+	ev := bus.Event{User: alice, Typing: &bus.Typing{ConversationID: "c", From: "b:bob"}}
+	if err := same.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t, 1, 5*time.Second)
+	if err := other.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	ro.wait(t, 1, 5*time.Second)
+	if err := same.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fromURL.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	n := len(r.evs)
+	r.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the bus with the URL's prefix got %d events, want 1 (none from the other prefix)", n)
+	}
+	if _, err := natsbus.New(u+"?prefix=bad*prefix", nil); err == nil {
+		t.Fatal("New accepted a prefix with a wildcard")
+	}
+}
