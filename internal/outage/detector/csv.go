@@ -15,12 +15,13 @@ const csvTimeLayout = "2006-01-02 15:04:05"
 // RunCSV is the offline mode: it reads a "timestamp,value" CSV (a header
 // line, then rows such as "2014-04-10 07:15:00,42.5") and writes NAB's
 // results format, "timestamp,value,anomaly_score" with a header, one row per
-// input row. Every file gets the same OfflineConfig, flagging deviations in
-// both directions.
+// input row. Every file gets the same configuration (a seasonal Series with
+// OfflineConfig, flagging deviations in both directions, plus a likelihood
+// of its residuals and a CUSUM; see offline.go).
 //
 // anomaly_score is in [0, 1] and a row counts as flagged when it is at least
-// 0.5. It scores the start of an anomaly: the row that turns an alert on
-// carries its Score, and the rows of an alert already on are held below 0.5,
+// 0.5. It scores the start of an anomaly: the onset row carries its score,
+// and the rows that follow within the refractory period are held below 0.5,
 // since an operator paged once does not need paging every five minutes.
 func RunCSV(r io.Reader, w io.Writer) error {
 	return runCSV(defaultOfflineParams(), r, w)
