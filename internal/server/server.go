@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-chat/switchboard/internal/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
+	"github.com/switchboard-chat/switchboard/internal/outage/status"
 	"github.com/switchboard-chat/switchboard/internal/store"
 	"github.com/switchboard-chat/switchboard/internal/store/memstore"
 	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
@@ -71,6 +72,7 @@ type Server struct {
 	svc        *messaging.Service
 	api        *httpapi.Handler
 	ws         *ws.Server
+	status     *status.Service
 	http       *http.Server
 
 	ready chan struct{} // closed once Run listens or fails to
@@ -158,11 +160,23 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.bus = b
 	}
-	s.svc = messaging.New(messaging.Config{Store: s.store, Bus: s.bus, Logger: s.log})
+	sig := status.NewSignals()
+	s.svc = messaging.New(messaging.Config{Store: s.store, Bus: s.bus, Logger: s.log, Observer: sig})
+	// The status side keeps its own storage, so that it answers while the
+	// message store does not.
+	st, err := status.Open(status.Config{Dir: filepath.Join(cfg.DataDir, "status"), Backend: s.svc, Signals: sig,
+		AdminToken: s.adminToken, Logger: s.log.With("component", "status")})
+	if err != nil {
+		s.bus.Close()
+		s.store.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.status = st
 	s.api = httpapi.New(httpapi.Config{Service: s.svc, AdminToken: s.adminToken, Logger: s.log})
 	s.ws = ws.New(ws.Config{Service: s.svc, Bus: s.bus, Logger: s.log.With("component", "ws")})
 	s.api.Handle("GET /v1/ws", s.ws)
 	webui.Mount(s.api)
+	s.status.Mount(s.api)
 	if cfg.Dev {
 		webui.MountDev(s.api, s.svc, s.log)
 		s.log.Warn("development sign-in is on (--dev): anyone can sign in as any user at POST /v1/dev/login; never run it like this in production")
@@ -174,6 +188,8 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for handlers, and an event stream never ends by itself.
+	s.http.RegisterOnShutdown(s.status.CloseStreams)
 	return s, nil
 }
 
@@ -317,6 +333,9 @@ func (s *Server) Service() *messaging.Service { return s.svc }
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.status != nil {
+			errs = append(errs, s.status.Close())
+		}
 		if s.bus != nil {
 			errs = append(errs, s.bus.Close())
 		}
