@@ -44,7 +44,7 @@ const RecentlyResolved = 7 * 24 * time.Hour
 
 // Snapshot returns the state of every app and the current incidents.
 func (s *Service) Snapshot(ctx context.Context) Snapshot {
-	s.refreshApps(ctx, time.Second)
+	s.refreshApps(ctx)
 	ok := s.storeAvailable(ctx)
 	now := s.now().UTC()
 	s.mu.Lock()

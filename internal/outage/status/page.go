@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,7 +146,7 @@ func niceCeil(v float64) float64 {
 }
 
 func (s *Service) pageData(r *http.Request) pageData {
-	s.refreshApps(r.Context(), time.Second)
+	s.refreshApps(r.Context())
 	ok := s.storeAvailable(r.Context())
 	now := s.now().UTC()
 	s.mu.Lock()
@@ -154,7 +155,9 @@ func (s *Service) pageData(r *http.Request) pageData {
 	for _, as := range snap.Apps {
 		a := s.apps[as.App]
 		d.AppNames[as.App] = a.name
-		d.Apps = append(d.Apps, pageApp{AppStatus: as, Chart: drawChart(as.App, a.samples, now, s.cfg.Interval)})
+		// The line ends at the live count, not at the last minute's sample.
+		pts := append(slices.Clip(a.samples), sample{App: as.App, At: now, Reports: as.Reports15m, Norm: a.norm})
+		d.Apps = append(d.Apps, pageApp{AppStatus: as, Chart: drawChart(as.App, pts, now, s.cfg.Interval)})
 	}
 	s.mu.Unlock()
 	for _, in := range snap.Incidents {

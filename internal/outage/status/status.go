@@ -105,7 +105,7 @@ type Service struct {
 	closeErr  error
 
 	refreshMu   sync.Mutex // one refresh of the app list at a time; guards refreshedAt
-	refreshedAt time.Time
+	refreshedAt time.Time  // when the last refresh began
 
 	probeMu  sync.Mutex // guards storeOK, probedAt
 	storeOK  bool
@@ -271,18 +271,22 @@ func (s *Service) appList() []appInfo {
 	return list
 }
 
-// refreshApps copies the app list from the backend, at most once per
-// minGap. A failure marks the message store unavailable.
-func (s *Service) refreshApps(ctx context.Context, minGap time.Duration) {
+// refreshApps copies the app list from the backend, so that an app
+// registered before the call is known after it. Callers that wait for a
+// refresh that began after they asked take its answer: a crowd of status
+// requests costs one listing at a time. While the message store is known
+// to be down (for under two seconds) it keeps the copy without asking.
+func (s *Service) refreshApps(ctx context.Context) {
+	asked := time.Now()
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	if time.Since(s.refreshedAt) < minGap {
+	if s.refreshedAt.After(asked) || s.storeDownRecently() {
 		return
 	}
+	s.refreshedAt = time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	list, err := s.backend.Apps(ctx)
-	s.refreshedAt = time.Now()
 	s.setStore(err == nil)
 	if err != nil {
 		return
@@ -301,6 +305,12 @@ func (s *Service) refreshApps(ctx context.Context, minGap time.Duration) {
 		s.db.flush()
 		s.hub.notify()
 	}
+}
+
+func (s *Service) storeDownRecently() bool {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	return !s.probedAt.IsZero() && !s.storeOK && time.Since(s.probedAt) < 2*time.Second
 }
 
 // setStore records whether the message store answered.
@@ -338,7 +348,7 @@ func (s *Service) storeAvailable(ctx context.Context) bool {
 
 // tick samples every app's signals and feeds its monitor.
 func (s *Service) tick() {
-	s.refreshApps(context.Background(), time.Second)
+	s.refreshApps(context.Background())
 	now := s.now().UTC()
 	s.mu.Lock()
 	for _, id := range s.order {
@@ -445,7 +455,7 @@ func (s *Service) knownApp(ctx context.Context, id string) bool {
 	if ok {
 		return true
 	}
-	s.refreshApps(ctx, 200*time.Millisecond)
+	s.refreshApps(ctx)
 	s.mu.Lock()
 	_, ok = s.apps[id]
 	s.mu.Unlock()
