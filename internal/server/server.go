@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-chat/switchboard/internal/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
+	"github.com/switchboard-chat/switchboard/internal/metrics"
 	"github.com/switchboard-chat/switchboard/internal/outage/status"
 	"github.com/switchboard-chat/switchboard/internal/store"
 	"github.com/switchboard-chat/switchboard/internal/store/memstore"
@@ -74,6 +75,7 @@ type Server struct {
 	ws         *ws.Server
 	status     *status.Service
 	http       *http.Server
+	metrics    *metrics.Metrics
 
 	ready chan struct{} // closed once Run listens or fails to
 	addr  string        // set before ready is closed
@@ -150,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 		s.store = st
 	}
 
+	s.metrics = metrics.New()
+	s.store = s.metrics.Store(s.store)
+
 	if cfg.Bus == "local" {
 		s.bus = localbus.New()
 	} else {
@@ -161,7 +166,8 @@ func New(cfg Config) (*Server, error) {
 		s.bus = b
 	}
 	sig := status.NewSignals()
-	s.svc = messaging.New(messaging.Config{Store: s.store, Bus: s.bus, Logger: s.log, Observer: sig})
+	s.bus = s.metrics.Bus(s.bus)
+	s.svc = messaging.New(messaging.Config{Store: s.store, Bus: s.bus, Logger: s.log, Observer: metrics.Observers(sig, s.metrics)})
 	// The status side keeps its own storage, so that it answers while the
 	// message store does not.
 	st, err := status.Open(status.Config{Dir: filepath.Join(cfg.DataDir, "status"), Backend: s.svc, Signals: sig,
@@ -175,6 +181,9 @@ func New(cfg Config) (*Server, error) {
 	s.api = httpapi.New(httpapi.Config{Service: s.svc, AdminToken: s.adminToken, Logger: s.log})
 	s.ws = ws.New(ws.Config{Service: s.svc, Bus: s.bus, Logger: s.log.With("component", "ws")})
 	s.api.Handle("GET /v1/ws", s.ws)
+	s.metrics.Gauge("switchboard_ws_connections", "Open WebSocket sessions on this node.", func() float64 { return float64(s.ws.Connections()) })
+	s.metrics.WatchStates(s.appStates)
+	s.api.Handle("GET /metrics", s.metrics.Handler(s.log))
 	webui.Mount(s.api)
 	s.status.Mount(s.api)
 	if cfg.Dev {
@@ -324,6 +333,21 @@ func (s *Server) AdminToken() string { return s.adminToken }
 // Handler returns the node's HTTP handler, for tests that serve it
 // themselves.
 func (s *Server) Handler() http.Handler { return s.api }
+
+// Metrics returns the node's metrics, served at GET /metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// appStates is each app's state in the outage monitor, for the metrics.
+func (s *Server) appStates() map[string]string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	snap := s.status.Snapshot(ctx)
+	states := make(map[string]string, len(snap.Apps))
+	for _, a := range snap.Apps {
+		states[a.App] = a.State
+	}
+	return states
+}
 
 // Service returns the messaging service the node serves.
 func (s *Server) Service() *messaging.Service { return s.svc }
