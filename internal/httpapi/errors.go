@@ -58,7 +58,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			// went wrong on our side.
 			ce = &chat.Error{Code: chat.Unavailable, Message: "the request was cancelled"}
 		} else {
-			id := h.requestID()
+			id := RequestID(r.Context())
+			if id == "" {
+				id = h.requestID()
+			}
 			h.log.Error("internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
 			w.Header().Set("X-Request-Id", id)
 			ce = &chat.Error{Code: chat.Internal, Message: "internal error; quote request id " + id + " when reporting it"}

@@ -120,14 +120,23 @@ func (h *Handler) Handle(pattern string, handler http.Handler) {
 	h.mux.Handle(pattern, handler)
 }
 
-// ServeHTTP routes the request and turns a panic into a logged 500.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP gives the request its id, routes it, logs it, and turns a
+// panic into a logged 500.
+func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := incomingID(r)
+	if id == "" {
+		id = h.requestID()
+	}
+	rw.Header().Set("X-Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	w := &recorder{ResponseWriter: rw}
+	defer h.logRequest(r, w, id, start)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			id := h.requestID()
 			h.log.Error("panic serving request", "request_id", id, "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			// If the handler wrote already this write fails quietly and the

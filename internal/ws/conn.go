@@ -58,6 +58,9 @@ type conn struct {
 	sem  chan struct{}  // one token per operation in progress
 	bg   sync.WaitGroup // on-demand goroutines
 	ops  sync.WaitGroup // operations in progress, for shutdown
+	// reqID is the id of the upgrade request (httpapi.RequestID), named by
+	// every log line of the session.
+	reqID string
 
 	// Used by the reading goroutine only.
 	typingBucket bucket
@@ -119,7 +122,7 @@ func (c *conn) run() {
 	c.mu.Unlock()
 	cancel, err := c.srv.bus.Subscribe(c.user, c.onEvent)
 	if err != nil {
-		c.srv.log.Error("ws: bus subscribe", "err", err, "user", c.user)
+		c.srv.log.Error("ws: bus subscribe", "err", err, "user", c.user, "request_id", c.reqID)
 		c.ws.Close(websocket.StatusTryAgainLater, "bus unavailable; reconnect")
 		return
 	}
@@ -162,7 +165,7 @@ func (c *conn) readLoop() {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if s := websocket.CloseStatus(err); s == -1 {
-				c.srv.log.Debug("ws: read", "user", c.user, "err", err)
+				c.srv.log.Debug("ws: read", "user", c.user, "request_id", c.reqID, "err", err)
 			}
 			return
 		}
@@ -240,7 +243,7 @@ func (c *conn) bad(ref, msg string) {
 func (c *conn) sendError(ref string, err error) {
 	ce := apiError(err)
 	if ce.Code == chat.Internal {
-		c.srv.log.Error("ws: operation failed", "user", c.user, "ref", ref, "err", err)
+		c.srv.log.Error("ws: operation failed", "user", c.user, "request_id", c.reqID, "ref", ref, "err", err)
 	}
 	c.queueFrame(encode(errorFrame{Type: "error", Ref: ref, Error: ce}))
 }
@@ -420,7 +423,7 @@ func (c *conn) writeLoop() {
 		}
 
 		if err != nil {
-			c.srv.log.Debug("ws: write", "user", c.user, "err", err)
+			c.srv.log.Debug("ws: write", "user", c.user, "request_id", c.reqID, "err", err)
 			c.ws.CloseNow()
 			return
 		}
@@ -451,7 +454,7 @@ func (c *conn) keepalive() {
 	err := c.ws.Ping(ctx)
 	cancel()
 	if err != nil {
-		c.srv.log.Debug("ws: no pong; dropping the socket", "user", c.user, "err", err)
+		c.srv.log.Debug("ws: no pong; dropping the socket", "user", c.user, "request_id", c.reqID, "err", err)
 		c.ws.CloseNow()
 		return
 	}
@@ -605,7 +608,7 @@ func (c *conn) fill() {
 		ups, _, more, err := c.srv.svc.Sync(ctx, c.user, after, c.srv.cfg.SyncPage)
 		cancel()
 		if err != nil {
-			c.srv.log.Warn("ws: replay from the store failed; closing", "user", c.user, "err", err)
+			c.srv.log.Warn("ws: replay from the store failed; closing", "user", c.user, "request_id", c.reqID, "err", err)
 			c.closeAfterFlush(websocket.StatusTryAgainLater, "store unavailable; reconnect with after=", true)
 			return
 		}
@@ -643,7 +646,7 @@ func (c *conn) fill() {
 		// Give the store a moment; if it never does, let the client
 		// start over rather than skip the gap.
 		if idle++; idle > 100 {
-			c.srv.log.Error("ws: the store does not show a cursor the bus delivered", "user", c.user, "cursor", c.seen)
+			c.srv.log.Error("ws: the store does not show a cursor the bus delivered", "user", c.user, "request_id", c.reqID, "cursor", c.seen)
 			c.closeAfterFlush(websocket.StatusTryAgainLater, "stream gap; reconnect with after=", true)
 			return
 		}

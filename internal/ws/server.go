@@ -169,7 +169,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, err := s.svc.Authenticate(r.Context(), token)
 	if err != nil {
 		if chat.ErrorCode(err) == chat.Internal {
-			s.log.Error("ws: authenticate", "err", err)
+			s.log.Error("ws: authenticate", "err", err, "request_id", httpapi.RequestID(r.Context()))
 		}
 		writeError(w, err)
 		return
@@ -187,11 +187,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wc, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		// Accept has answered the request already.
-		s.log.Debug("ws: upgrade failed", "err", err, "user", user)
+		s.log.Debug("ws: upgrade failed", "err", err, "user", user, "request_id", httpapi.RequestID(r.Context()))
 		return
 	}
 	wc.SetReadLimit(s.cfg.MaxFrameBytes)
 	c := newConn(s, wc, hw.cork, user, after)
+	c.reqID = httpapi.RequestID(r.Context())
 
 	s.mu.Lock()
 	if s.closing {
