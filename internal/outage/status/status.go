@@ -296,9 +296,24 @@ func (s *Service) refreshApps(ctx context.Context) {
 		infos[i] = appInfo{ID: a.ID, Name: a.Name}
 	}
 	s.mu.Lock()
-	changed := s.setApps(infos, s.now().UTC())
+	now := s.now().UTC()
+	known := len(s.order)
+	changed := s.setApps(infos, now)
 	if changed {
 		s.db.add(record{Apps: s.appList()})
+	}
+	if len(s.order) > known {
+		// A new app's monitor and chart start where the watching does, so
+		// that a burst of reports right after is measured against it
+		// rather than taken for the norm.
+		for _, a := range s.apps {
+			if len(a.samples) == 0 {
+				s.observe(a, now, []float64{float64(a.reports.count(now)), math.NaN(), math.NaN(), math.NaN()})
+				smp := sample{App: a.id, At: now, Reports: a.reports.count(now), Norm: a.norm}
+				a.samples = append(a.samples, smp)
+				s.db.add(record{Sample: &smp})
+			}
+		}
 	}
 	s.mu.Unlock()
 	if changed {
