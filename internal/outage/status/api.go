@@ -52,6 +52,17 @@ func (s *Service) Snapshot(ctx context.Context) Snapshot {
 	return s.snapshotLocked(now, ok)
 }
 
+// current is Snapshot without asking the message store for the app list:
+// what every event stream sends after each change, so that a crowd of
+// watchers costs the store nothing.
+func (s *Service) current(ctx context.Context) Snapshot {
+	ok := s.storeAvailable(ctx)
+	now := s.now().UTC()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshotLocked(now, ok)
+}
+
 func (s *Service) snapshotLocked(now time.Time, storeOK bool) Snapshot {
 	snap := Snapshot{Apps: make([]AppStatus, 0, len(s.order)), Incidents: []Incident{}, MessageStore: "available", At: now}
 	if !storeOK {

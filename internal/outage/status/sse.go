@@ -89,7 +89,7 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	send := func() bool {
-		b, _ := json.Marshal(s.Snapshot(r.Context()))
+		b, _ := json.Marshal(s.current(r.Context()))
 		if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", b); err != nil {
 			return false
 		}
