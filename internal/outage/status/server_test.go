@@ -29,12 +29,19 @@ type node struct {
 	srv   *server.Server
 	base  string
 	admin string
+	stop  func() // ends Run and waits for it; idempotent
 }
 
 func startNode(t *testing.T) *node {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: log})
+	return startNodeWith(t, server.Config{})
+}
+
+func startNodeWith(t *testing.T, cfg server.Config) *node {
+	t.Helper()
+	cfg.Addr, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -46,14 +53,18 @@ func startNode(t *testing.T) *node {
 		cancel()
 		t.Fatalf("server.Run: %v", <-done)
 	}
-	t.Cleanup(func() {
-		cancel()
-		// A test that failed the message store closed it already.
-		if err := <-done; err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Errorf("server.Run: %v", err)
-		}
-	})
-	return &node{t: t, srv: srv, base: "http://" + addr, admin: srv.AdminToken()}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			// A test that failed the message store closed it already.
+			if err := <-done; err != nil && !errors.Is(err, store.ErrClosed) {
+				t.Errorf("server.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &node{t: t, srv: srv, base: "http://" + addr, admin: srv.AdminToken(), stop: stop}
 }
 
 // clients from distinct loopback addresses: Linux routes all of
@@ -410,5 +421,17 @@ func TestBurstOpensIncident(t *testing.T) {
 	}
 	if r := n.call("127.0.0.1", "GET", "/readyz", "", nil); r.status != 503 {
 		t.Errorf("readyz with the store down: %d", r.status)
+	}
+}
+
+// Shutdown ends the event streams rather than waiting for them: with a
+// shutdown deadline of an hour, Run returns only because the open stream
+// was closed by the server.
+func TestShutdownEndsEventStreams(t *testing.T) {
+	n := startNodeWith(t, server.Config{ShutdownTimeout: time.Hour})
+	events := n.subscribe()
+	events.waitEvent(t, "the first snapshot", func(status.Snapshot) bool { return true })
+	n.stop()
+	for range events.events {
 	}
 }

@@ -364,8 +364,8 @@ func (s *Service) storeAvailable(ctx context.Context) bool {
 // tick samples every app's signals and feeds its monitor.
 func (s *Service) tick() {
 	s.refreshApps(context.Background())
-	now := s.now().UTC()
 	s.mu.Lock()
+	now := s.now().UTC() // under mu: no observation is older than one already made
 	for _, id := range s.order {
 		a := s.apps[id]
 		ss := s.sig.take(id)
@@ -415,8 +415,8 @@ func (s *Service) liveLocked(now time.Time) loaded {
 // evaluate feeds app's report count to its monitor now, between two
 // ticks, so that a burst of reports turns it to outage at once.
 func (s *Service) evaluate(id string) {
-	now := s.now().UTC()
 	s.mu.Lock()
+	now := s.now().UTC()
 	a := s.apps[id]
 	if a == nil {
 		s.mu.Unlock()
