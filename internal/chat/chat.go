@@ -33,6 +33,10 @@ type App struct {
 	Secret    string    `json:"secret,omitempty"`
 	Interop   []string  `json:"interop"`
 	CreatedAt time.Time `json:"created_at"`
+	// Limits are the app's own; a zero field means the server's default.
+	Limits Limits `json:"limits"`
+	// Frozen: the operators stopped the app's traffic (503 unavailable).
+	Frozen bool `json:"frozen"`
 }
 
 // Allows reports whether a's users may exchange messages with other's users

@@ -66,8 +66,8 @@ func (s *Store) CreateApp(ctx context.Context, app chat.App) error {
 		interop = []string{}
 	}
 	return s.do(ctx, "create app "+app.ID, func(ctx context.Context) error {
-		tag, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, secret, interop, created_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (id) DO NOTHING`, app.ID, app.Name, app.Secret, interop, nanos(app.CreatedAt))
+		tag, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, secret, interop, created_at, limits, frozen) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (id) DO NOTHING`, app.ID, app.Name, app.Secret, interop, nanos(app.CreatedAt), limitsJSON(app.Limits), app.Frozen)
 		if err != nil {
 			return err
 		}
@@ -78,14 +78,25 @@ func (s *Store) CreateApp(ctx context.Context, app chat.App) error {
 	})
 }
 
-const appColumns = `id, name, secret, interop, created_at`
+const appColumns = `id, name, secret, interop, created_at, limits, frozen`
 
 func scanApp(row pgx.Row) (chat.App, error) {
 	var a chat.App
 	var created int64
-	err := row.Scan(&a.ID, &a.Name, &a.Secret, &a.Interop, &created)
+	var limits string
+	err := row.Scan(&a.ID, &a.Name, &a.Secret, &a.Interop, &created, &limits, &a.Frozen)
 	a.CreatedAt = fromNanos(created)
+	if err == nil {
+		if jerr := json.Unmarshal([]byte(limits), &a.Limits); jerr != nil {
+			err = fmt.Errorf("pgstore: app %s: limits: %w", a.ID, jerr)
+		}
+	}
 	return a, err
+}
+
+func limitsJSON(l chat.Limits) string {
+	b, _ := json.Marshal(l) // a struct of ints always encodes
+	return string(b)
 }
 
 // App implements store.Store.
@@ -134,8 +145,8 @@ func (s *Store) UpdateApp(ctx context.Context, id string, fn func(*chat.App) err
 		if interop == nil {
 			interop = []string{}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE apps SET name = $2, secret = $3, interop = $4, created_at = $5 WHERE id = $1`,
-			id, a.Name, a.Secret, interop, nanos(a.CreatedAt)); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE apps SET name = $2, secret = $3, interop = $4, created_at = $5, limits = $6, frozen = $7 WHERE id = $1`,
+			id, a.Name, a.Secret, interop, nanos(a.CreatedAt), limitsJSON(a.Limits), a.Frozen); err != nil {
 			return err
 		}
 		out = a

@@ -165,6 +165,48 @@ var appCases = []testCase{
 			seen[id] = true
 		}
 	}},
+	{"LimitsAndFrozen", func(e *env) {
+		a := e.createApp("messenger")
+		a.Limits = chat.Limits{SendsPerSecond: 5, Burst: 7, MaxConcurrentRequests: 3, MaxConnections: 100000, UserSendsPerSecond: 2, UserBurst: 4}
+		a.Frozen = true
+		got, err := e.s.UpdateApp(e.ctx, "messenger", func(x *chat.App) error {
+			x.Limits, x.Frozen = a.Limits, a.Frozen
+			return nil
+		})
+		if err != nil {
+			e.t.Fatalf("UpdateApp: %v", err)
+		}
+		wantEqual(e.t, "UpdateApp's answer with limits and frozen", got, a)
+		stored, err := e.s.App(e.ctx, "messenger")
+		if err != nil {
+			e.t.Fatalf("App: %v", err)
+		}
+		wantEqual(e.t, "App after setting limits and frozen", stored, a)
+		// Created with them, too.
+		b := chat.App{ID: "other", Name: "Other", Secret: "s", Interop: []string{}, CreatedAt: e.now(),
+			Limits: chat.Limits{SendsPerSecond: 1}, Frozen: true}
+		if err := e.s.CreateApp(e.ctx, b); err != nil {
+			e.t.Fatalf("CreateApp: %v", err)
+		}
+		list, err := e.s.Apps(e.ctx)
+		if err != nil {
+			e.t.Fatalf("Apps: %v", err)
+		}
+		wantEqual(e.t, "Apps with limits and frozen", list, []chat.App{a, b})
+		// And cleared again.
+		a.Limits, a.Frozen = chat.Limits{}, false
+		if _, err := e.s.UpdateApp(e.ctx, "messenger", func(x *chat.App) error {
+			x.Limits, x.Frozen = chat.Limits{}, false
+			return nil
+		}); err != nil {
+			e.t.Fatalf("UpdateApp: %v", err)
+		}
+		stored, err = e.s.App(e.ctx, "messenger")
+		if err != nil {
+			e.t.Fatalf("App: %v", err)
+		}
+		wantEqual(e.t, "App after clearing limits and frozen", stored, a)
+	}},
 	{"NoAliasing", func(e *env) {
 		in := []string{"instagram", "workplace"}
 		a := chat.App{ID: "messenger", Name: "Messenger", Secret: "s", Interop: in, CreatedAt: e.now()}
