@@ -1,27 +1,27 @@
 // Command switchboard runs the Switchboard messaging backend.
 //
-//	switchboard serve [--addr 127.0.0.1:8080] [--data ./data] [--admin-token TOKEN]
+//	switchboard serve [--config FILE] [--addr 127.0.0.1:8080] [--data ./data] [--admin-token TOKEN]
 //	                  [--store pebble|memory|postgres://...] [--bus local|nats://...]
+//	                  [--shutdown-timeout 10s] [--log-format text|json] [--log-level info]
+//	switchboard config check FILE
+//	switchboard app create|list|interop|limits|freeze|unfreeze ...
+//	switchboard token APP USER [--ttl 1h]
+//	switchboard backup --to DIR [--data DIR] [--server URL]
 //	switchboard version
 //
 // Each serve flag also reads SWITCHBOARD_<NAME> (SWITCHBOARD_ADDR, ...); a
-// flag on the command line wins over the environment.
+// flag on the command line wins over the environment, which wins over the
+// config file. docs/operations.md describes them all.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
-
-	"github.com/switchboard-chat/switchboard/internal/server"
 )
 
 // version is set at release time with -ldflags "-X main.version=v1.2.3".
@@ -42,12 +42,24 @@ func main() {
 }
 
 const usage = `usage:
-  switchboard serve [--addr ADDR] [--data DIR] [--admin-token TOKEN] [--store pebble|memory|postgres://...] [--bus local|nats://...]
+  switchboard serve [--config FILE] [--addr ADDR] [--data DIR] [--admin-token TOKEN] [--store pebble|memory|postgres://...] [--bus local|nats://...]
+                    [--shutdown-timeout 10s] [--log-format text|json] [--log-level debug|info|warn|error]
+  switchboard config check FILE      validate a config file for serve, starting nothing
+  switchboard app create ID [--name NAME]
+  switchboard app list
+  switchboard app interop APP OTHER... | --clear
+  switchboard app limits APP [--sends-per-second N] [--burst N] [--max-concurrent-requests N] [--max-connections N] [--user-sends-per-second N]
+  switchboard app freeze APP | unfreeze APP
+  switchboard token APP USER [--ttl 1h]
+  switchboard backup --to DIR [--data DIR] [--server URL]
   switchboard bench [flags]          load-test a server (see switchboard bench -h)
   switchboard detect FILE.csv        run the outage detector over a timestamp,value CSV
   switchboard version
 
-Run "switchboard serve -h" for the flags of serve.
+The app, token and backup commands call the server at --server (default
+http://127.0.0.1:8080, env SWITCHBOARD_SERVER) with the admin token from
+SWITCHBOARD_ADMIN_TOKEN or --admin-token; they print tables, or JSON with
+--json. Run "switchboard serve -h" for the flags of serve.
 `
 
 // run is the whole command, minus the process: tests call it directly.
@@ -61,6 +73,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stderr)
 	case "bench":
 		return bench(ctx, args[1:], getenv, stdout, stderr)
+	case "config":
+		return configCmd(args[1:], stdout, stderr)
+	case "app":
+		return appCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		return tokenCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "detect":
 		return detect(args[1:], stdout, stderr)
 	case "version":
@@ -72,50 +92,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stderr, "switchboard: unknown command %q\n\n%s", args[0], usage)
 	return exitUsage
-}
-
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg server.Config
-	// An environment variable sets the flag's default, so that the command
-	// line wins over it.
-	env := func(name, def string) string {
-		if v := getenv("SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
-			return v
-		}
-		return def
-	}
-	fs.StringVar(&cfg.Addr, "addr", env("addr", "127.0.0.1:8080"), "`address` to listen on (env SWITCHBOARD_ADDR)")
-	fs.StringVar(&cfg.DataDir, "data", env("data", "./data"), "data `directory` (env SWITCHBOARD_DATA)")
-	fs.StringVar(&cfg.AdminToken, "admin-token", env("admin-token", ""), "admin `token`; empty: kept in the data directory, made on first start (env SWITCHBOARD_ADMIN_TOKEN)")
-	fs.StringVar(&cfg.Store, "store", env("store", "pebble"), "message store: pebble, memory, or postgres://... for several nodes (env SWITCHBOARD_STORE)")
-	fs.StringVar(&cfg.Bus, "bus", env("bus", "local"), "update bus: local, or nats://... for several nodes (env SWITCHBOARD_BUS)")
-	fs.BoolVar(&cfg.Dev, "dev", env("dev", "") == "true" || env("dev", "") == "1", "development sign-in at POST /v1/dev/login: anyone can sign in as anyone; never in production (env SWITCHBOARD_DEV)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "switchboard serve: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
-	}
-
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg.Logger = log
-	srv, err := server.New(cfg)
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return exitError
-	}
-	if err := srv.Run(ctx); err != nil {
-		log.Error("server failed", "err", err)
-		return exitError
-	}
-	return exitOK
 }
 
 func versionString() string {

@@ -98,6 +98,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/admin/apps", h.adminOnly(h.listApps))
 	m.HandleFunc("PUT /v1/admin/apps/{app}/interop", h.adminOnly(h.setInterop))
 	m.HandleFunc("POST /v1/admin/apps/{app}/tokens", h.adminOnly(h.mintToken))
+	m.HandleFunc("POST /v1/admin/backup", h.adminOnly(h.backup))
 
 	m.HandleFunc("POST /v1/conversations", h.user(h.createConversation))
 	m.HandleFunc("GET /v1/conversations", h.user(h.listConversations))

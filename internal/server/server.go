@@ -288,6 +288,7 @@ func (s *Server) run(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
