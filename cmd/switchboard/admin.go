@@ -213,7 +213,7 @@ func appCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if len(pos) != 0 {
 			return usage("takes no arguments")
 		}
-		apps, err := a.admin(30*time.Second).Apps(ctx)
+		apps, err := a.admin(30 * time.Second).Apps(ctx)
 		if err != nil {
 			return a.fail(err)
 		}

@@ -53,7 +53,9 @@ func TestAppAndTokenCommands(t *testing.T) {
 		!strings.HasPrefix(lines[1], "messenger") || !strings.Contains(lines[1], "Messenger") {
 		t.Fatalf("app create printed:\n%s", out)
 	}
-	var created struct{ App struct{ ID, Name, Secret string } }
+	var created struct {
+		App struct{ ID, Name, Secret string }
+	}
 	if err := json.Unmarshal([]byte(c.must("app", "create", "instagram", "--json")), &created); err != nil ||
 		created.App.ID != "instagram" || created.App.Name != "instagram" || created.App.Secret == "" {
 		t.Fatalf("app create --json: %+v, %v", created, err)
