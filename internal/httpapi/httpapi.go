@@ -98,6 +98,9 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/admin/apps", h.adminOnly(h.listApps))
 	m.HandleFunc("PUT /v1/admin/apps/{app}/interop", h.adminOnly(h.setInterop))
 	m.HandleFunc("POST /v1/admin/apps/{app}/tokens", h.adminOnly(h.mintToken))
+	m.HandleFunc("PUT /v1/admin/apps/{app}/limits", h.adminOnly(h.setLimits))
+	m.HandleFunc("POST /v1/admin/apps/{app}/freeze", h.adminOnly(h.freeze))
+	m.HandleFunc("POST /v1/admin/apps/{app}/unfreeze", h.adminOnly(h.unfreeze))
 	m.HandleFunc("POST /v1/admin/backup", h.adminOnly(h.backup))
 
 	m.HandleFunc("POST /v1/conversations", h.user(h.createConversation))

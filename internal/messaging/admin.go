@@ -26,7 +26,7 @@ func (s *Service) CreateApp(ctx context.Context, id, name string) (chat.App, err
 		return chat.App{}, storeErr(err, "app "+id)
 	}
 	s.remember(a)
-	return a, nil
+	return s.shown(a), nil
 }
 
 // Apps lists every app, without secrets.
@@ -36,7 +36,7 @@ func (s *Service) Apps(ctx context.Context) ([]chat.App, error) {
 		return nil, storeErr(err, "apps")
 	}
 	for i := range list {
-		list[i] = list[i].Public()
+		list[i] = s.shown(list[i].Public())
 	}
 	return list, nil
 }
@@ -69,7 +69,7 @@ func (s *Service) SetInterop(ctx context.Context, id string, apps []string) (cha
 		return chat.App{}, storeErr(err, "app "+id)
 	}
 	s.remember(a)
-	return a.Public(), nil
+	return s.shown(a.Public()), nil
 }
 
 // MintToken signs a user token for app. ttl 0 means one hour.

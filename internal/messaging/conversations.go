@@ -5,6 +5,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/switchboard-chat/switchboard/internal/admission"
 	"github.com/switchboard-chat/switchboard/internal/bus"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/store"
@@ -63,6 +64,11 @@ func (s *Service) mayContact(ctx context.Context, from, to chat.Address, checkBl
 // other member and no title make a direct conversation, which is returned
 // with created = false if it exists; anything else makes a group.
 func (s *Service) CreateConversation(ctx context.Context, caller chat.Address, members []string, title string) (chat.Conversation, bool, error) {
+	release, err := s.admit(ctx, caller, admission.Write)
+	if err != nil {
+		return chat.Conversation{}, false, err
+	}
+	defer release()
 	others, err := parseAddresses("members", members)
 	if err != nil {
 		return chat.Conversation{}, false, err
@@ -121,12 +127,22 @@ func (s *Service) member(ctx context.Context, caller chat.Address, id string) (c
 
 // Conversation returns one conversation the caller is a member of.
 func (s *Service) Conversation(ctx context.Context, caller chat.Address, id string) (chat.Conversation, error) {
+	release, err := s.admit(ctx, caller, admission.Read)
+	if err != nil {
+		return chat.Conversation{}, err
+	}
+	defer release()
 	return s.member(ctx, caller, id)
 }
 
 // Conversations lists the caller's conversations, latest activity first.
 // token is the opaque position returned as next by the previous page.
 func (s *Service) Conversations(ctx context.Context, caller chat.Address, token string, limit int) ([]chat.Summary, string, error) {
+	release, err := s.admit(ctx, caller, admission.Read)
+	if err != nil {
+		return nil, "", err
+	}
+	defer release()
 	if limit == 0 {
 		limit = chat.DefaultListLimit
 	}
@@ -151,6 +167,11 @@ func (s *Service) Conversations(ctx context.Context, caller chat.Address, token 
 // (interop and blocks apply); members may remove themselves; the creator may
 // remove anyone.
 func (s *Service) UpdateMembers(ctx context.Context, caller chat.Address, id string, add, remove []string) (chat.Conversation, error) {
+	release, err := s.admit(ctx, caller, admission.Write)
+	if err != nil {
+		return chat.Conversation{}, err
+	}
+	defer release()
 	adds, err := parseAddresses("add", add)
 	if err != nil {
 		return chat.Conversation{}, err
@@ -216,6 +237,11 @@ func (s *Service) UpdateMembers(ctx context.Context, caller chat.Address, id str
 // Block stops addr from messaging the caller in direct conversations, and
 // from starting conversations with them.
 func (s *Service) Block(ctx context.Context, caller chat.Address, addr string) error {
+	release, err := s.admit(ctx, caller, admission.Write)
+	if err != nil {
+		return err
+	}
+	defer release()
 	a, err := chat.ParseAddress(addr)
 	if err != nil {
 		return err
@@ -232,6 +258,11 @@ func (s *Service) Block(ctx context.Context, caller chat.Address, addr string) e
 
 // Unblock lifts a block; lifting one that does not exist is not an error.
 func (s *Service) Unblock(ctx context.Context, caller chat.Address, addr string) error {
+	release, err := s.admit(ctx, caller, admission.Write)
+	if err != nil {
+		return err
+	}
+	defer release()
 	a, err := chat.ParseAddress(addr)
 	if err != nil {
 		return err
@@ -243,6 +274,11 @@ func (s *Service) Unblock(ctx context.Context, caller chat.Address, addr string)
 // Typing tells the conversation's other members, those connected now, that
 // the caller is typing. Nothing is stored.
 func (s *Service) Typing(ctx context.Context, caller chat.Address, id string) error {
+	release, err := s.admit(ctx, caller, admission.Typing)
+	if err != nil {
+		return err
+	}
+	defer release()
 	c, err := s.cachedMember(ctx, caller, id)
 	if err != nil {
 		return err

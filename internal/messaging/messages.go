@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchboard-chat/switchboard/internal/admission"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 )
 
@@ -77,6 +78,11 @@ func (s *Service) Send(ctx context.Context, caller chat.Address, r SendRequest) 
 		start := time.Now()
 		defer func() { s.obs.ObserveSend(caller.App(), time.Since(start), err) }()
 	}
+	release, err := s.admit(ctx, caller, admission.Send)
+	if err != nil {
+		return Sent{}, err
+	}
+	defer release()
 	if err := ValidateSend(&r); err != nil {
 		return Sent{}, err
 	}
@@ -126,6 +132,11 @@ func (s *Service) mayReach(ctx context.Context, caller chat.Address, c *chat.Con
 // History returns up to limit messages with seq < before (0: from the
 // newest), newest first.
 func (s *Service) History(ctx context.Context, caller chat.Address, id string, before int64, limit int) ([]chat.Message, error) {
+	release, err := s.admit(ctx, caller, admission.Read)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if limit == 0 {
 		limit = chat.DefaultHistory
 	}
@@ -151,6 +162,11 @@ func (s *Service) History(ctx context.Context, caller chat.Address, id string, b
 // MarkRead moves the caller's read position forward to seq; it never moves
 // back. Each move reaches every member's stream.
 func (s *Service) MarkRead(ctx context.Context, caller chat.Address, id string, seq int64) (int64, error) {
+	release, err := s.admit(ctx, caller, admission.Write)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	if seq < 1 {
 		return 0, chat.Errorf(chat.InvalidArgument, "seq must be 1 or more")
 	}
@@ -172,6 +188,11 @@ func (s *Service) MarkRead(ctx context.Context, caller chat.Address, id string, 
 // Sync returns the caller's stream after the cursor after: the updates, the
 // last cursor returned (after itself when none), and whether more follow.
 func (s *Service) Sync(ctx context.Context, caller chat.Address, after int64, limit int) ([]chat.Update, int64, bool, error) {
+	release, err := s.admit(ctx, caller, admission.Read)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	defer release()
 	if limit == 0 {
 		limit = chat.DefaultSyncLimit
 	}

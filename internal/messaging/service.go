@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/internal/admission"
 	"github.com/switchboard-chat/switchboard/internal/auth"
 	"github.com/switchboard-chat/switchboard/internal/bus"
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -36,6 +37,15 @@ type Config struct {
 	CacheTTL time.Duration
 	// Observer sees every send, for the outage monitor. Nil: none.
 	Observer Observer
+	// Admission enforces each app's limits and freeze and sheds load when
+	// the node is saturated (see package admission). Nil: every call is
+	// admitted.
+	Admission *admission.Controller
+	// StoreTimeout bounds each store call, BusTimeout each publish; past
+	// them the call fails with unavailable. Zero: DefaultStoreTimeout,
+	// DefaultBusTimeout.
+	StoreTimeout time.Duration
+	BusTimeout   time.Duration
 }
 
 // Observer watches sends. ObserveSend is called once after each Send, on
@@ -51,7 +61,9 @@ const cacheSize = 1 << 16
 
 // Service is safe for concurrent use.
 type Service struct {
-	st  store.Store
+	st  store.Store // with deadlines
+	raw store.Store // as given, for Store()
+	adm *admission.Controller
 	bus bus.Bus
 	now func() time.Time
 	log *slog.Logger
@@ -66,7 +78,7 @@ type Service struct {
 
 // New returns a Service over cfg.Store.
 func New(cfg Config) *Service {
-	s := &Service{st: cfg.Store, bus: cfg.Bus, now: cfg.Now, log: cfg.Logger, ttl: cfg.CacheTTL, obs: cfg.Observer,
+	s := &Service{st: cfg.Store, raw: cfg.Store, adm: cfg.Admission, bus: cfg.Bus, now: cfg.Now, log: cfg.Logger, ttl: cfg.CacheTTL, obs: cfg.Observer,
 		apps:   newCache[string, chat.App](cacheSize),
 		tokens: newCache[string, chat.Address](cacheSize),
 		convs:  newCache[string, chat.Conversation](cacheSize),
@@ -81,11 +93,21 @@ func New(cfg Config) *Service {
 	if s.ttl == 0 {
 		s.ttl = 2 * time.Second
 	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	if cfg.BusTimeout <= 0 {
+		cfg.BusTimeout = DefaultBusTimeout
+	}
+	s.st = timeoutStore{cfg.Store, cfg.StoreTimeout}
+	if s.bus != nil {
+		s.bus = timeoutBus{s.bus, cfg.BusTimeout}
+	}
 	return s
 }
 
 // Store returns the underlying store.
-func (s *Service) Store() store.Store { return s.st }
+func (s *Service) Store() store.Store { return s.raw }
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
 

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/internal/admission"
 	"github.com/switchboard-chat/switchboard/internal/auth"
 	"github.com/switchboard-chat/switchboard/internal/bus"
 	"github.com/switchboard-chat/switchboard/internal/bus/localbus"
@@ -167,7 +168,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	sig := status.NewSignals()
 	s.bus = s.metrics.Bus(s.bus)
-	s.svc = messaging.New(messaging.Config{Store: s.store, Bus: s.bus, Logger: s.log, Observer: metrics.Observers(sig, s.metrics)})
+	s.svc = messaging.New(messaging.Config{Store: s.store, Bus: s.bus, Logger: s.log, Observer: metrics.Observers(sig, s.metrics),
+		// Each app in its own bulkhead, with the defaults of
+		// chat.DefaultLimits until the operators set its limits.
+		Admission: admission.New(admission.Config{})})
 	// The status side keeps its own storage, so that it answers while the
 	// message store does not.
 	st, err := status.Open(status.Config{Dir: filepath.Join(cfg.DataDir, "status"), Backend: s.svc, Signals: sig,

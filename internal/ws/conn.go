@@ -61,6 +61,8 @@ type conn struct {
 	// reqID is the id of the upgrade request (httpapi.RequestID), named by
 	// every log line of the session.
 	reqID string
+	// release gives back the app's connection slot (Service.Connect).
+	release func()
 
 	// Used by the reading goroutine only.
 	typingBucket bucket

@@ -183,9 +183,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// The app's connection limit and freeze (package admission).
+	release, err := s.svc.Connect(r.Context(), user)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	hw := &hijackWriter{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
 	wc, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
+		release()
 		// Accept has answered the request already.
 		s.log.Debug("ws: upgrade failed", "err", err, "user", user, "request_id", httpapi.RequestID(r.Context()))
 		return
@@ -193,11 +200,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wc.SetReadLimit(s.cfg.MaxFrameBytes)
 	c := newConn(s, wc, hw.cork, user, after)
 	c.reqID = httpapi.RequestID(r.Context())
+	c.release = release
 
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		wc.Close(websocket.StatusGoingAway, "server shutting down; reconnect")
+		release()
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -213,6 +222,7 @@ func (s *Server) remove(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	c.release()
 	s.wg.Done()
 }
 
