@@ -16,6 +16,8 @@ type App struct {
 	Secret  string         `json:"secret,omitempty"`
 	Interop []string       `json:"interop"`
 	Limits  map[string]int `json:"limits,omitempty"`
+	// Frozen: the operators stopped the app's traffic (Admin.Freeze).
+	Frozen bool `json:"frozen,omitempty"`
 }
 
 // Admin calls the admin API with the server's admin token. It is safe for

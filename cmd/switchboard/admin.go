@@ -122,13 +122,17 @@ func (a *adminCLI) printJSON(v any) int {
 // printApps prints apps as a table; withSecret adds the secret column.
 func (a *adminCLI) printApps(apps []sb.App, withSecret bool) int {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	head := "ID\tNAME\tINTEROP\tLIMITS"
+	head := "ID\tNAME\tFROZEN\tINTEROP\tLIMITS"
 	if withSecret {
 		head += "\tSECRET"
 	}
 	fmt.Fprintln(tw, head)
 	for _, app := range apps {
-		line := fmt.Sprintf("%s\t%s\t%s\t%s", app.ID, app.Name, dash(strings.Join(app.Interop, ",")), dash(limitsText(app.Limits)))
+		frozen := "no"
+		if app.Frozen {
+			frozen = "yes"
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", app.ID, app.Name, frozen, dash(strings.Join(app.Interop, ",")), dash(limitsText(app.Limits)))
 		if withSecret {
 			line += "\t" + app.Secret
 		}
@@ -166,7 +170,7 @@ const appUsage = `usage:
   switchboard app list
   switchboard app interop APP OTHER...     (or --clear: APP's users may message no other app)
   switchboard app limits APP [--sends-per-second N] [--burst N] [--max-concurrent-requests N]
-                             [--max-connections N] [--user-sends-per-second N]
+                             [--max-connections N] [--user-sends-per-second N] [--user-burst N]
   switchboard app freeze APP               APP's users get 503 until unfreeze; other apps carry on
   switchboard app unfreeze APP
 
@@ -244,7 +248,7 @@ func appCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		return a.printApps([]sb.App{*app}, false)
 
 	case "limits":
-		names := []string{"sends-per-second", "burst", "max-concurrent-requests", "max-connections", "user-sends-per-second"}
+		names := []string{"sends-per-second", "burst", "max-concurrent-requests", "max-connections", "user-sends-per-second", "user-burst"}
 		for _, n := range names {
 			fs.Int(n, 0, strings.ReplaceAll(n, "-", " "))
 		}

@@ -79,7 +79,7 @@ func TestAppAndTokenCommands(t *testing.T) {
 	}
 
 	out = c.must("app", "list")
-	if !strings.Contains(out, "messenger  Messenger  instagram") || !strings.Contains(out, "instagram") || strings.Contains(out, "SECRET") {
+	if row := tableRow(out, "messenger"); len(row) < 4 || row[1] != "Messenger" || row[2] != "no" || row[3] != "instagram" || strings.Contains(out, "SECRET") || tableRow(out, "instagram") == nil {
 		t.Fatalf("app list printed:\n%s", out)
 	}
 	var list struct {
@@ -118,6 +118,38 @@ func TestAppAndTokenCommands(t *testing.T) {
 	}
 	if r := c.run("app", "freeze"); r.code != exitUsage {
 		t.Fatalf("freeze with no app: %+v", r)
+	}
+	out = c.must("app", "limits", "messenger", "--sends-per-second", "500", "--user-burst", "40")
+	if row := tableRow(out, "messenger"); len(row) < 5 || !strings.Contains(row[4], "sends_per_second=500") || !strings.Contains(row[4], "user_burst=40") {
+		t.Fatalf("app limits printed:\n%s", out)
+	}
+	var limited struct {
+		App struct{ Limits map[string]int }
+	}
+	if err := json.Unmarshal([]byte(c.must("app", "limits", "messenger", "--burst", "900", "--json")), &limited); err != nil ||
+		limited.App.Limits["burst"] != 900 || limited.App.Limits["sends_per_second"] != 500 {
+		t.Fatalf("app limits --json: %+v, %v", limited, err)
+	}
+	if r := c.run("app", "limits", "messenger", "--burst", "-1"); r.code != exitError || !strings.Contains(r.stderr, "invalid_argument") {
+		t.Fatalf("a bad limit: %+v", r)
+	}
+	if out := c.must("app", "freeze", "messenger"); !strings.Contains(out, "messenger is frozen") {
+		t.Fatalf("app freeze printed %q", out)
+	}
+	if s := status(t, "GET", base+"/v1/conversations", tok); s != 503 {
+		t.Fatalf("a frozen app's user: %d, want 503", s)
+	}
+	if row := tableRow(c.must("app", "list"), "messenger"); len(row) < 3 || row[2] != "yes" {
+		t.Fatalf("app list does not show messenger frozen: %q", row)
+	}
+	if out := c.must("app", "unfreeze", "messenger"); !strings.Contains(out, "unfrozen") {
+		t.Fatalf("app unfreeze printed %q", out)
+	}
+	if s := status(t, "GET", base+"/v1/conversations", tok); s != 200 {
+		t.Fatalf("an unfrozen app's user: %d, want 200", s)
+	}
+	if r := c.run("app", "freeze", "nope"); r.code != exitError || !strings.Contains(r.stderr, "not_found") {
+		t.Fatalf("freeze of an unknown app: %+v", r)
 	}
 
 	// The errors say what to do.
@@ -168,4 +200,14 @@ func TestAdminErrors(t *testing.T) {
 			t.Errorf("%q against a server without the call: %+v", args, r)
 		}
 	}
+}
+
+// tableRow returns the fields of the table line that starts with id.
+func tableRow(table, id string) []string {
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == id {
+			return f
+		}
+	}
+	return nil
 }

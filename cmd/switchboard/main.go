@@ -48,7 +48,7 @@ const usage = `usage:
   switchboard app create ID [--name NAME]
   switchboard app list
   switchboard app interop APP OTHER... | --clear
-  switchboard app limits APP [--sends-per-second N] [--burst N] [--max-concurrent-requests N] [--max-connections N] [--user-sends-per-second N]
+  switchboard app limits APP [--sends-per-second N] [--burst N] [--max-concurrent-requests N] [--max-connections N] [--user-sends-per-second N] [--user-burst N]
   switchboard app freeze APP | unfreeze APP
   switchboard token APP USER [--ttl 1h]
   switchboard backup --to DIR [--data DIR] [--server URL]
