@@ -72,6 +72,12 @@ type conn struct {
 	dead     bool       // teardown began
 	shutting bool       // Shutdown began: new operations are refused
 	closing  bool       // a close is queued or done: nothing more is queued
+	// paused is set while the reading goroutine waits for an operation
+	// slot (MaxInFlight) instead of reading; pauses counts how often that
+	// began. keepalive does not hold a missing pong against the peer when
+	// the server itself was not reading it.
+	paused bool
+	pauses uint64
 
 	// serial holds, per conversation with an operation running, the
 	// operations waiting their turn.
@@ -266,7 +272,20 @@ func (c *conn) startOp(ref, key string, op func(ctx context.Context)) {
 	}
 	c.ops.Add(1)
 	c.mu.Unlock()
-	c.sem <- struct{}{}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		// Backpressure: stop reading until an operation ends. The peer's
+		// pongs wait in the socket meanwhile; see keepalive.
+		c.mu.Lock()
+		c.paused = true
+		c.pauses++
+		c.mu.Unlock()
+		c.sem <- struct{}{}
+		c.mu.Lock()
+		c.paused = false
+		c.mu.Unlock()
+	}
 
 	c.mu.Lock()
 	if key != "" {
@@ -442,6 +461,13 @@ func (c *conn) writeLoop() {
 
 // keepalive pings the peer and drops the socket when no pong comes back in
 // time. It runs on its timer's goroutine and rearms the timer.
+//
+// A pong is only seen when the reading goroutine reads it. While that
+// goroutine is paused for backpressure (MaxInFlight operations waiting),
+// an unanswered ping says nothing about the peer, so it does not count:
+// the next ping, once reading has resumed, decides. A half-open peer is
+// still caught: the operations end (opTimeout, WriteTimeout) and reading
+// resumes.
 func (c *conn) keepalive() {
 	c.mu.Lock()
 	if c.dead {
@@ -449,12 +475,23 @@ func (c *conn) keepalive() {
 		return
 	}
 	c.bg.Add(1)
+	wasPaused, pauses := c.paused, c.pauses
 	c.mu.Unlock()
 	defer c.bg.Done()
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.PongTimeout)
 	err := c.ws.Ping(ctx)
+	timedOut := ctx.Err() != nil
 	cancel()
+	if err != nil && timedOut {
+		c.mu.Lock()
+		excused := wasPaused || c.paused || c.pauses != pauses
+		c.mu.Unlock()
+		if excused {
+			c.srv.log.Debug("ws: no pong while reading was paused; not counted", "user", c.user, "request_id", c.reqID)
+			err = nil
+		}
+	}
 	if err != nil {
 		c.srv.log.Debug("ws: no pong; dropping the socket", "user", c.user, "request_id", c.reqID, "err", err)
 		c.ws.CloseNow()

@@ -40,7 +40,9 @@
 //     closed with 1013 (try again later) and the reason "too slow; reconnect
 //     with after=<cursor>", the cursor of the last update written to it.
 //   - The server pings every Config.PingInterval; a peer that does not answer
-//     within Config.PongTimeout is dropped (half-open connections).
+//     within Config.PongTimeout is dropped (half-open connections). A ping
+//     unanswered while the server had paused reading the socket (MaxInFlight
+//     operations waiting) does not count: the pong may be waiting unread.
 //   - A write that cannot complete within Config.WriteTimeout drops the
 //     socket.
 //   - A store failure while replaying closes with 1013 and "store
