@@ -130,6 +130,9 @@ func TestCrash(t *testing.T) {
 	c := &client{t: t, base: p.base, c: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}}
 
 	c.must("POST", "/v1/admin/apps", admin, map[string]string{"id": "crash"}, 201, nil)
+	// The senders send as fast as the server answers: lift the per-user
+	// send rate (10 per second by default).
+	c.must("PUT", "/v1/admin/apps/crash/limits", admin, map[string]int{"user_sends_per_second": 100000, "user_burst": 100000}, 200, nil)
 	const convs = 8 // each with two senders, one on each side
 	type sender struct {
 		addr, token, conv, tag string
