@@ -151,7 +151,9 @@ func New(baseURL, token string, opts *Options) *Client {
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	c.ws = &http.Client{Transport: c.hc.Transport}
+	// Handshakes go over sockets that gather a batch of frames into one
+	// write (corkConn).
+	c.ws = &http.Client{Transport: corkingTransport(c.hc.Transport)}
 	if c.opts.MinBackoff <= 0 {
 		c.opts.MinBackoff = 200 * time.Millisecond
 	}

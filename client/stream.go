@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
@@ -160,7 +161,7 @@ func (c *Client) Connect(ctx context.Context, after int64) (*Stream, error) {
 		room:   make(chan struct{}, 1),
 	}
 	// Each URL once, while the error says the server could not be reached.
-	var conn *websocket.Conn
+	var conn *link
 	var err error
 	for range c.bases {
 		if conn, err = s.dial(ctx); err == nil {
@@ -219,7 +220,14 @@ func (s *Stream) nextBase() {
 	s.mu.Unlock()
 }
 
-func (s *Stream) dial(ctx context.Context) (*websocket.Conn, error) {
+// link is one connection: the WebSocket and, when the transport allows,
+// the socket under it, to gather writes (nil otherwise).
+type link struct {
+	ws   *websocket.Conn
+	cork *corkConn
+}
+
+func (s *Stream) dial(ctx context.Context) (*link, error) {
 	s.mu.Lock()
 	after := s.cursor
 	base := s.c.bases[s.base]
@@ -227,7 +235,8 @@ func (s *Stream) dial(ctx context.Context) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	u := base + "/v1/ws?after=" + strconv.FormatInt(after, 10)
-	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+	var cork *corkConn
+	conn, resp, err := websocket.Dial(traceCork(ctx, &cork), u, &websocket.DialOptions{
 		HTTPClient: s.c.ws,
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + s.c.currentToken()}},
 	})
@@ -241,11 +250,11 @@ func (s *Stream) dial(ctx context.Context) (*websocket.Conn, error) {
 		return nil, &Error{Code: "unavailable", Message: err.Error()}
 	}
 	conn.SetReadLimit(1 << 20)
-	return conn, nil
+	return &link{ws: conn, cork: cork}, nil
 }
 
 // run serves each connection and reconnects after it ends, until Close.
-func (s *Stream) run(conn *websocket.Conn) {
+func (s *Stream) run(conn *link) {
 	defer s.shutdown()
 	backoff := s.c.opts.MinBackoff
 	var dialErr error
@@ -317,7 +326,8 @@ func (s *Stream) emit(e Event) bool {
 // serve runs one connection: it queues the outbox again, starts the writer,
 // and reads until the socket ends. live reports whether the backlog was
 // done on it.
-func (s *Stream) serve(conn *websocket.Conn) (live bool, err error) {
+func (s *Stream) serve(l *link) (live bool, err error) {
+	conn := l.ws
 	wake := make(chan struct{}, 1)
 	s.mu.Lock()
 	s.conn = conn
@@ -338,17 +348,19 @@ func (s *Stream) serve(conn *websocket.Conn) (live bool, err error) {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		s.writeLoop(conn, wake)
+		s.writeLoop(l, wake)
 	}()
 	wake <- struct{}{}
 
+	// One buffer for every frame of the connection: handle keeps nothing
+	// of it.
+	var buf []byte
 	for {
-		var b []byte
-		_, b, err = conn.Read(context.Background())
+		buf, err = readFrame(conn, buf[:0])
 		if err != nil {
 			break
 		}
-		if s.handle(b) {
+		if s.handle(buf) {
 			live = true
 		}
 	}
@@ -361,8 +373,31 @@ func (s *Stream) serve(conn *websocket.Conn) (live bool, err error) {
 	return live, err
 }
 
-// writeLoop writes queued frames to one connection in order.
-func (s *Stream) writeLoop(conn *websocket.Conn, wake chan struct{}) {
+// readFrame reads the next data frame into buf, grown as needed.
+func readFrame(conn *websocket.Conn, buf []byte) ([]byte, error) {
+	_, r, err := conn.Reader(context.Background())
+	if err != nil {
+		return buf, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// writeLoop writes queued frames to one connection in order: each batch
+// of frames queued meanwhile in one system call, when the socket allows.
+func (s *Stream) writeLoop(l *link, wake chan struct{}) {
+	conn := l.ws
 	for range wake {
 		for {
 			s.mu.Lock()
@@ -373,14 +408,25 @@ func (s *Stream) writeLoop(conn *websocket.Conn, wake chan struct{}) {
 			batch := s.wq
 			s.wq = nil
 			s.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if l.cork != nil {
+				l.cork.cork()
+			}
+			var err error
 			for _, b := range batch {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				err := conn.Write(ctx, websocket.MessageText, b)
-				cancel()
-				if err != nil {
-					conn.CloseNow()
-					return
+				if err = conn.Write(ctx, websocket.MessageText, b); err != nil {
+					break
 				}
+			}
+			if l.cork != nil {
+				if err2 := l.cork.uncork(); err == nil {
+					err = err2
+				}
+			}
+			cancel()
+			if err != nil {
+				conn.CloseNow()
+				return
 			}
 		}
 	}
@@ -418,8 +464,8 @@ type wireError struct {
 
 // handle acts on one frame; it reports whether the frame was ready.
 func (s *Stream) handle(b []byte) (ready bool) {
-	var f inFrame
-	if json.Unmarshal(b, &f) != nil {
+	f, err := parseFrame(string(b))
+	if err != nil {
 		return false // not ours to judge; the server speaks JSON
 	}
 	switch f.Type {
@@ -478,10 +524,16 @@ func (s *Stream) handle(b []byte) (ready bool) {
 // resolve takes o out of the outbox with its result. s.mu is held.
 func (s *Stream) resolve(o *Outgoing, sent *Sent, err error) {
 	delete(s.outbox, o.ClientID)
-	for i, x := range s.order {
-		if x == o {
-			s.order = append(s.order[:i], s.order[i+1:]...)
-			break
+	if len(s.order) > 0 && s.order[0] == o {
+		// Answers come mostly in send order: no copying then.
+		s.order[0] = nil
+		s.order = s.order[1:]
+	} else {
+		for i, x := range s.order {
+			if x == o {
+				s.order = append(s.order[:i], s.order[i+1:]...)
+				break
+			}
 		}
 	}
 	o.sent, o.err = sent, err
@@ -516,14 +568,14 @@ func (s *Stream) Send(ctx context.Context, conversationID, body string, meta any
 	var id [12]byte
 	rand.Read(id[:])
 	cid := hex.EncodeToString(id[:])
-	frame := map[string]any{"type": "send", "ref": cid, "conversation_id": conversationID, "client_id": cid, "body": body}
+	var mb []byte
 	if meta != nil {
-		frame["meta"] = meta
+		var err error
+		if mb, err = json.Marshal(meta); err != nil {
+			return nil, fmt.Errorf("switchboard: encoding the message: %w", err)
+		}
 	}
-	b, err := json.Marshal(frame)
-	if err != nil {
-		return nil, fmt.Errorf("switchboard: encoding the message: %w", err)
-	}
+	b := appendSendFrame(make([]byte, 0, 128+len(body)+len(mb)), cid, conversationID, cid, body, mb)
 	o := &Outgoing{ClientID: cid, ConversationID: conversationID, frame: b, done: make(chan struct{})}
 	for {
 		s.mu.Lock()

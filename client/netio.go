@@ -1,0 +1,102 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"time"
+)
+
+// corkConn is the socket under a stream's WebSocket. Uncorked it passes
+// writes through (control frames the WebSocket library sends on its own);
+// corked, it gathers them, and uncork writes them with one system call:
+// the stream's writer corks around each batch of queued frames.
+type corkConn struct {
+	net.Conn
+
+	mu     sync.Mutex // guards the 2 following fields and writes to Conn
+	corked bool
+	buf    []byte
+}
+
+// corkWriteTimeout bounds the write of one batch.
+const corkWriteTimeout = 30 * time.Second
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// uncork writes what was gathered.
+func (c *corkConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if len(c.buf) == 0 {
+		return nil
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(corkWriteTimeout))
+	_, err := c.Conn.Write(c.buf)
+	c.Conn.SetWriteDeadline(time.Time{})
+	if cap(c.buf) > 64<<10 {
+		c.buf = nil // a rare large batch does not stay pinned
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
+}
+
+// corkingTransport returns a copy of rt whose connections are corkConns,
+// or rt itself when it is not an *http.Transport (nil: the default) or
+// dials TLS itself: streams over it then write frame by frame.
+func corkingTransport(rt http.RoundTripper) http.RoundTripper {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	tr, ok := rt.(*http.Transport)
+	if !ok || tr.DialTLSContext != nil || tr.DialTLS != nil || tr.Dial != nil {
+		return rt
+	}
+	tr = tr.Clone()
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &corkConn{Conn: nc}, nil
+	}
+	return tr
+}
+
+// traceCork returns a context whose request reports, in *cc, the corkConn
+// it ran on, if it ran on one: the connection is known only once the
+// transport picked it (a fresh one, or one kept alive).
+func traceCork(ctx context.Context, cc **corkConn) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			nc := info.Conn
+			if t, ok := nc.(*tls.Conn); ok {
+				nc = t.NetConn()
+			}
+			*cc, _ = nc.(*corkConn)
+		},
+	})
+}

@@ -1,0 +1,215 @@
+// Package wirejson encodes and decodes the WebSocket frames of the API on
+// the hot path, without reflection: an object walker that hands out each
+// field's raw value, decoders for strings and integers, and encoders for
+// strings and messages. Anything unusual (escapes, non-ASCII text) falls
+// back to encoding/json, so the output and the accepted input are those of
+// encoding/json; only the common case is fast.
+package wirejson
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+)
+
+// ErrSyntax reports a value that is not the JSON expected.
+var ErrSyntax = errors.New("wirejson: malformed JSON")
+
+// Fields calls fn with each member of the JSON object s: its key as
+// written (escapes are not decoded; the API's keys have none) and its raw
+// value, until fn returns false. Values are skipped over, not validated:
+// a field that matters is decoded by its caller (String, Int), and those
+// check it. Working on a string lets decoded strings share its memory.
+func Fields(s string, fn func(key, val string) bool) error {
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return ErrSyntax
+	}
+	i = skipSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return nil
+	}
+	for {
+		if i >= len(s) || s[i] != '"' {
+			return ErrSyntax
+		}
+		end, err := skipString(s, i)
+		if err != nil {
+			return err
+		}
+		key := s[i+1 : end-1]
+		i = skipSpace(s, end)
+		if i >= len(s) || s[i] != ':' {
+			return ErrSyntax
+		}
+		i = skipSpace(s, i+1)
+		end, err = skipValue(s, i)
+		if err != nil {
+			return err
+		}
+		if !fn(key, s[i:end]) {
+			return nil
+		}
+		i = skipSpace(s, end)
+		if i >= len(s) {
+			return ErrSyntax
+		}
+		switch s[i] {
+		case ',':
+			i = skipSpace(s, i+1)
+		case '}':
+			return nil
+		default:
+			return ErrSyntax
+		}
+	}
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at s[i] == '"'.
+func skipString(s string, i int) (int, error) {
+	for j := i + 1; j < len(s); j++ {
+		switch s[j] {
+		case '"':
+			return j + 1, nil
+		case '\\':
+			j++
+		}
+	}
+	return 0, ErrSyntax
+}
+
+// skipValue returns the index after the value starting at s[i].
+func skipValue(s string, i int) (int, error) {
+	if i >= len(s) {
+		return 0, ErrSyntax
+	}
+	switch s[i] {
+	case '"':
+		return skipString(s, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				end, err := skipString(s, j)
+				if err != nil {
+					return 0, err
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1, nil
+				}
+			}
+		}
+		return 0, ErrSyntax
+	}
+	j := i
+	for j < len(s) {
+		switch s[j] {
+		case ',', '}', ']', ' ', '\n', '\r', '\t':
+			if j == i {
+				return 0, ErrSyntax
+			}
+			return j, nil
+		}
+		j++
+	}
+	return j, nil
+}
+
+// String decodes a JSON string value; null is "". Without escapes the
+// result shares v's memory.
+func String(v string) (string, error) {
+	if v == "null" {
+		return "", nil
+	}
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", ErrSyntax
+	}
+	in := v[1 : len(v)-1]
+	for i := 0; i < len(in); i++ {
+		if c := in[i]; c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			// Escapes, or UTF-8 to check: encoding/json's rules.
+			var out string
+			if err := json.Unmarshal([]byte(v), &out); err != nil {
+				return "", ErrSyntax
+			}
+			return out, nil
+		}
+	}
+	return in, nil
+}
+
+// Int decodes a JSON integer; null is 0.
+func Int(v string) (int64, error) {
+	if v == "null" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, ErrSyntax
+	}
+	return n, nil
+}
+
+// AppendString appends s as a JSON string, as encoding/json writes it.
+func AppendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always encodes
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// AppendMessage appends m as JSON, byte for byte what json.Marshal writes
+// for it. m.Meta must be compacted JSON, or empty.
+func AppendMessage(dst []byte, m *chat.Message) []byte {
+	for _, c := range m.Meta {
+		if c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			// encoding/json escapes these inside raw JSON too.
+			b, err := json.Marshal(m)
+			if err != nil {
+				b, _ = json.Marshal(chat.Message{}) // never: meta is validated
+			}
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, `{"conversation_id":`...)
+	dst = AppendString(dst, m.ConversationID)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendInt(dst, m.Seq, 10)
+	dst = append(dst, `,"sender":`...)
+	dst = AppendString(dst, string(m.Sender))
+	dst = append(dst, `,"client_id":`...)
+	dst = AppendString(dst, m.ClientID)
+	dst = append(dst, `,"kind":`...)
+	dst = AppendString(dst, m.Kind)
+	dst = append(dst, `,"body":`...)
+	dst = AppendString(dst, m.Body)
+	dst = append(dst, `,"meta":`...)
+	if len(m.Meta) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, m.Meta...)
+	}
+	dst = append(dst, `,"sent_at":"`...)
+	dst = m.SentAt.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, `"}`...)
+}
