@@ -100,9 +100,7 @@ func parseMessage(s string) (*Message, error) {
 		case "body":
 			m.Body, err = wirejson.String(v)
 		case "meta":
-			if v != "null" {
-				m.Meta = json.RawMessage(v)
-			}
+			m.Meta = json.RawMessage(v)
 		case "sent_at":
 			var at string
 			if at, err = wirejson.String(v); err == nil && at != "" {

@@ -16,6 +16,12 @@ type Event struct {
 	User   chat.Address `json:"user"`
 	Update *chat.Update `json:"update,omitempty"`
 	Typing *Typing      `json:"typing,omitempty"`
+	// MessageJSON optionally holds Update.Message encoded as JSON, shared
+	// by every event of one publish, so that local sessions do not encode
+	// the message once per recipient. Read-only; transports that
+	// serialise events drop it, and a subscriber without it encodes the
+	// message itself.
+	MessageJSON []byte `json:"-"`
 }
 
 // Typing says that From is typing in a conversation. Never stored.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/admission"
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/wirejson"
 )
 
 // SendRequest is a message as a client hands it in.
@@ -25,6 +26,10 @@ type Sent struct {
 	Cursor  int64        `json:"cursor"`
 	// Created is false when the send repeated an earlier client id.
 	Created bool `json:"-"`
+	// MessageJSON is Message encoded as JSON (as json.Marshal writes it),
+	// for an edge that answers with it; shared with the published events,
+	// so read-only. Nil for a repeated client id.
+	MessageJSON []byte `json:"-"`
 }
 
 var emptyMeta = json.RawMessage(`{}`)
@@ -105,11 +110,14 @@ func (s *Service) Send(ctx context.Context, caller chat.Address, r SendRequest) 
 	if err != nil {
 		return Sent{}, storeErr(err, "conversation "+r.ConversationID)
 	}
-	if res.Created {
-		m := res.Message
-		s.publish(ctx, res.Deliveries, chat.Update{Type: chat.UpdateMessage, Message: &m})
+	if !res.Created {
+		return Sent{Message: res.Message, Cursor: res.Cursor}, nil
 	}
-	return Sent{Message: res.Message, Cursor: res.Cursor, Created: res.Created}, nil
+	// Encoded once, for the sender's answer and every recipient's frame.
+	mj := wirejson.AppendMessage(make([]byte, 0, 256+len(res.Message.Body)+len(res.Message.Meta)), &res.Message)
+	m := res.Message
+	s.publishMessage(ctx, res.Deliveries, &m, mj)
+	return Sent{Message: res.Message, Cursor: res.Cursor, Created: true, MessageJSON: mj}, nil
 }
 
 // mayReach checks that caller may send to every other member of c now:

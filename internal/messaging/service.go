@@ -224,6 +224,23 @@ func (s *Service) publish(ctx context.Context, deliveries []chat.Delivery, u cha
 	}
 }
 
+// publishMessage is publish for a new message, with its JSON: one
+// allocation for the events and their updates together.
+func (s *Service) publishMessage(ctx context.Context, deliveries []chat.Delivery, m *chat.Message, mj []byte) {
+	if s.bus == nil || len(deliveries) == 0 {
+		return
+	}
+	events := make([]bus.Event, len(deliveries))
+	updates := make([]chat.Update, len(deliveries))
+	for i, d := range deliveries {
+		updates[i] = chat.Update{Cursor: d.Cursor, Type: chat.UpdateMessage, Message: m}
+		events[i] = bus.Event{User: d.User, Update: &updates[i], MessageJSON: mj}
+	}
+	if err := s.bus.Publish(ctx, events...); err != nil {
+		s.log.Warn("bus publish failed; sessions will backfill", "err", err, "events", len(events))
+	}
+}
+
 func randomID(prefix string) string {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {

@@ -2,8 +2,8 @@ package ws
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"runtime"
 	"sort"
 	"strconv"
@@ -31,6 +31,12 @@ type item struct {
 	b      []byte
 	cursor int64 // of an update frame; 0 for other frames
 	close  *closeReq
+}
+
+// upd is an update frame, encoded, with its cursor.
+type upd struct {
+	cursor int64
+	b      []byte
 }
 
 type closeReq struct {
@@ -84,11 +90,11 @@ type conn struct {
 	serial map[string][]func(context.Context)
 
 	// The stream.
-	last     int64          // cursor of the last update queued
-	seen     int64          // highest cursor the bus has shown
-	ready    bool           // the ready frame is queued
-	filling  bool           // fill is running
-	ahead    []*chat.Update // live updates past last+1, by cursor
+	last     int64 // cursor of the last update queued
+	seen     int64 // highest cursor the bus has shown
+	ready    bool  // the ready frame is queued
+	filling  bool  // fill is running
+	ahead    []upd // live updates past last+1, by cursor
 	gapTimer *time.Timer
 	// forceTimer cuts the socket of a slow client whose close is stuck.
 	forceTimer *time.Timer
@@ -168,16 +174,50 @@ func (c *conn) startBG(f func()) {
 	}()
 }
 
+// readBufs holds the buffers frames are read into: a session takes one
+// only once a frame has begun to arrive, so an idle one holds none.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
+
+// maxPooledRead keeps a rare large frame's buffer out of the pool.
+const maxPooledRead = 64 << 10
+
 func (c *conn) readLoop() {
 	for {
-		typ, data, err := c.ws.Read(context.Background())
+		typ, r, err := c.ws.Reader(context.Background())
+		var data []byte
+		var bp *[]byte
+		if err == nil {
+			bp = readBufs.Get().(*[]byte)
+			data, err = readAll(r, (*bp)[:0])
+		}
 		if err != nil {
 			if s := websocket.CloseStatus(err); s == -1 {
 				c.srv.log.Debug("ws: read", "user", c.user, "request_id", c.reqID, "err", err)
 			}
 			return
 		}
-		c.handle(typ, data)
+		c.handle(typ, data) // keeps nothing of data
+		if cap(data) <= maxPooledRead {
+			*bp = data[:0]
+			readBufs.Put(bp)
+		}
+	}
+}
+
+// readAll appends what r holds to buf, grown as needed.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
 	}
 }
 
@@ -193,8 +233,8 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) {
 		c.bad("", "binary frames are not accepted; send JSON text frames")
 		return
 	}
-	var f inFrame
-	if err := json.Unmarshal(data, &f); err != nil {
+	f, err := parseIn(data)
+	if err != nil {
 		// On a type error Unmarshal still fills what it could, ref included.
 		c.bad(f.Ref, "the frame is not a valid JSON object of the API: "+err.Error())
 		return
@@ -209,7 +249,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) {
 				c.sendError(f.Ref, err)
 				return
 			}
-			c.queueFrame(encode(ackSendFrame{Type: "ack", Ref: f.Ref, Message: &sent.Message, Cursor: sent.Cursor}))
+			c.queueFrame(encodeAckSend(f.Ref, &sent.Message, sent.MessageJSON, sent.Cursor))
 		})
 	case "read":
 		c.startOp(f.Ref, f.ConversationID, func(ctx context.Context) {
@@ -525,20 +565,22 @@ func (c *conn) onEvent(e bus.Event) {
 		c.queueFrame(encode(typingFrame{Type: "typing", ConversationID: e.Typing.ConversationID, From: e.Typing.From}))
 		return
 	}
-	u := e.Update
-	if u == nil {
+	if e.Update == nil {
 		return
 	}
+	// Encoded before taking the lock: an update already sent (rare) is
+	// encoded for nothing.
+	u := upd{cursor: e.Update.Cursor, b: encodeUpdate(e.Update, e.MessageJSON)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead || c.closing {
 		return
 	}
-	c.seen = max(c.seen, u.Cursor)
-	if u.Cursor <= c.last {
+	c.seen = max(c.seen, u.cursor)
+	if u.cursor <= c.last {
 		return
 	}
-	if !c.filling && u.Cursor == c.last+1 {
+	if !c.filling && u.cursor == c.last+1 {
 		c.sendUpdate(u)
 		c.drainAhead()
 		if len(c.ahead) == 0 && c.gapTimer != nil {
@@ -586,22 +628,22 @@ func (c *conn) startFill() {
 
 // sendUpdate queues an update, which is the next in cursor order. c.mu is
 // held.
-func (c *conn) sendUpdate(u *chat.Update) {
-	c.last = u.Cursor
-	c.enqueue(item{b: encode(updateFrame{Type: "update", Update: u}), cursor: u.Cursor})
+func (c *conn) sendUpdate(u upd) {
+	c.last = u.cursor
+	c.enqueue(item{b: u.b, cursor: u.cursor})
 }
 
 // addAhead keeps u, in cursor order, for when the cursors before it arrive.
 // c.mu is held.
-func (c *conn) addAhead(u *chat.Update) {
-	i := sort.Search(len(c.ahead), func(i int) bool { return c.ahead[i].Cursor >= u.Cursor })
-	if i < len(c.ahead) && c.ahead[i].Cursor == u.Cursor {
+func (c *conn) addAhead(u upd) {
+	i := sort.Search(len(c.ahead), func(i int) bool { return c.ahead[i].cursor >= u.cursor })
+	if i < len(c.ahead) && c.ahead[i].cursor == u.cursor {
 		return
 	}
 	if len(c.ahead) >= maxAhead {
 		return // the store has it; seen makes fill fetch it
 	}
-	c.ahead = append(c.ahead, nil)
+	c.ahead = append(c.ahead, upd{})
 	copy(c.ahead[i+1:], c.ahead[i:])
 	c.ahead[i] = u
 }
@@ -611,11 +653,11 @@ func (c *conn) addAhead(u *chat.Update) {
 func (c *conn) drainAhead() {
 	n := 0
 	for _, u := range c.ahead {
-		if u.Cursor <= c.last {
+		if u.cursor <= c.last {
 			n++
 			continue
 		}
-		if u.Cursor != c.last+1 {
+		if u.cursor != c.last+1 {
 			break
 		}
 		c.sendUpdate(u)
@@ -656,8 +698,9 @@ func (c *conn) fill() {
 			if !c.waitRoom() {
 				return
 			}
+			u := upd{cursor: ups[i].Cursor, b: encodeUpdate(&ups[i], nil)}
 			c.mu.Lock()
-			if u := &ups[i]; u.Cursor > c.last {
+			if u.cursor > c.last {
 				c.sendUpdate(u)
 				progressed = true
 			}

@@ -2,8 +2,11 @@ package ws
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/wirejson"
 )
 
 // inFrame is any frame a client sends; Type says which fields matter.
@@ -70,4 +73,98 @@ func encode(v any) []byte {
 		return badFrame
 	}
 	return b
+}
+
+// The frames of the hot path are written by hand (package wirejson), byte
+// for byte what encode writes for them.
+
+// parseIn decodes a client frame. Only the common case is decoded here:
+// a frame that is not valid JSON, has a field of the wrong type or a key
+// that encoding/json would match only ignoring case, goes to
+// encoding/json, whose errors the client then sees.
+func parseIn(data []byte) (inFrame, error) {
+	var f inFrame
+	if json.Valid(data) {
+		var err error
+		fallback := false
+		s := string(data)
+		perr := wirejson.Fields(s, func(k, v string) bool {
+			switch k {
+			case "type":
+				f.Type, err = wirejson.String(v)
+			case "ref":
+				f.Ref, err = wirejson.String(v)
+			case "conversation_id":
+				f.ConversationID, err = wirejson.String(v)
+			case "client_id":
+				f.ClientID, err = wirejson.String(v)
+			case "body":
+				f.Body, err = wirejson.String(v)
+			case "meta":
+				f.Meta = json.RawMessage(v)
+			case "seq":
+				f.Seq, err = wirejson.Int(v)
+			default:
+				fallback = foldsToField(k)
+			}
+			return err == nil && !fallback
+		})
+		if err == nil && perr == nil && !fallback {
+			return f, nil
+		}
+	}
+	f = inFrame{}
+	err := json.Unmarshal(data, &f)
+	return f, err
+}
+
+var inFields = []string{"type", "ref", "conversation_id", "client_id", "body", "meta", "seq"}
+
+// foldsToField reports whether encoding/json would take key for a field of
+// inFrame.
+func foldsToField(key string) bool {
+	for _, f := range inFields {
+		if strings.EqualFold(key, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// messageJSON returns the message's JSON: mj when the publisher gave it.
+func messageJSON(m *chat.Message, mj []byte) []byte {
+	if mj != nil {
+		return mj
+	}
+	return wirejson.AppendMessage(nil, m)
+}
+
+// encodeUpdate encodes the update frame of u; mj is u.Message's JSON, or
+// nil.
+func encodeUpdate(u *chat.Update, mj []byte) []byte {
+	if u.Type != chat.UpdateMessage || u.Message == nil || u.ConversationID != "" || u.Reader != "" || u.Seq != 0 || u.Conversation != nil {
+		return encode(updateFrame{Type: "update", Update: u})
+	}
+	if mj == nil {
+		mj = wirejson.AppendMessage(make([]byte, 0, 256+len(u.Message.Body)), u.Message)
+	}
+	b := make([]byte, 0, 64+len(mj))
+	b = append(b, `{"type":"update","update":{"cursor":`...)
+	b = strconv.AppendInt(b, u.Cursor, 10)
+	b = append(b, `,"type":"message","message":`...)
+	b = append(b, mj...)
+	return append(b, "}}"...)
+}
+
+// encodeAckSend encodes the ack of a send; mj is the message's JSON.
+func encodeAckSend(ref string, m *chat.Message, mj []byte, cursor int64) []byte {
+	mj = messageJSON(m, mj)
+	b := make([]byte, 0, 48+len(ref)+len(mj))
+	b = append(b, `{"type":"ack","ref":`...)
+	b = wirejson.AppendString(b, ref)
+	b = append(b, `,"message":`...)
+	b = append(b, mj...)
+	b = append(b, `,"cursor":`...)
+	b = strconv.AppendInt(b, cursor, 10)
+	return append(b, '}')
 }

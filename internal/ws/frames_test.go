@@ -1,0 +1,55 @@
+package ws
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/wirejson"
+)
+
+// The frames written by hand are those encode writes.
+func TestHandWrittenFramesMatchEncode(t *testing.T) {
+	m := chat.Message{ConversationID: "dx", Seq: 3, Sender: "a:b", ClientID: "c<1>", Kind: "text", Body: "hé \"x\"", Meta: json.RawMessage(`{"k":1}`), SentAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
+	for _, u := range []chat.Update{
+		{Cursor: 9, Type: chat.UpdateMessage, Message: &m},
+		{Cursor: 10, Type: chat.UpdateRead, ConversationID: "dx", Reader: "a:b", Seq: 3},
+	} {
+		want := string(encode(updateFrame{Type: "update", Update: &u}))
+		if got := string(encodeUpdate(&u, nil)); got != want {
+			t.Errorf("encodeUpdate:\n got %s\nwant %s", got, want)
+		}
+		if u.Message != nil {
+			if got := string(encodeUpdate(&u, wirejson.AppendMessage(nil, &m))); got != want {
+				t.Errorf("encodeUpdate with the message's JSON:\n got %s\nwant %s", got, want)
+			}
+		}
+	}
+	want := string(encode(ackSendFrame{Type: "ack", Ref: "r\"1", Message: &m, Cursor: 4}))
+	if got := string(encodeAckSend("r\"1", &m, nil, 4)); got != want {
+		t.Errorf("encodeAckSend:\n got %s\nwant %s", got, want)
+	}
+}
+
+// parseIn reads what encoding/json reads, errors included.
+func TestParseInMatchesEncodingJSON(t *testing.T) {
+	for _, in := range []string{
+		`{"type":"send","ref":"r1","conversation_id":"dx","client_id":"c1","body":"hi \u00e9\n","meta":{"a":[1]}}`,
+		`{"type":"read","ref":"r2","conversation_id":"dx","seq":12}`,
+		`{"type":"ping","ref":"p","extra":{"x":[true,null]}}`,
+		`{"Type":"ping","REF":"p"}`,
+		`{"type":"read","ref":"x3","seq":"three"}`,
+		`{"type":"ping","x":tru}`,
+		`{"type":"send","meta":null,"body":null}`,
+		`not json`, `[1]`, `{}`,
+	} {
+		var want inFrame
+		wantErr := json.Unmarshal([]byte(in), &want)
+		got, err := parseIn([]byte(in))
+		if (err == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %+v, %v; want %+v, %v", in, got, err, want, wantErr)
+		}
+	}
+}
