@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -124,12 +125,15 @@ func (s *Service) Send(ctx context.Context, caller chat.Address, r SendRequest) 
 // interop between the apps, and in a direct conversation no block either way.
 func (s *Service) mayReach(ctx context.Context, caller chat.Address, c *chat.Conversation) error {
 	direct := c.Kind == chat.Direct
-	seen := map[string]bool{caller.App(): true}
+	// The apps checked so far; a few at most, so a slice (on the stack)
+	// rather than a map allocated per send.
+	var buf [8]string
+	seen := append(buf[:0], caller.App())
 	for _, m := range c.Members {
-		if m == caller || (!direct && seen[m.App()]) {
+		if m == caller || (!direct && slices.Contains(seen, m.App())) {
 			continue
 		}
-		seen[m.App()] = true
+		seen = append(seen, m.App())
 		if err := s.mayContact(ctx, caller, m, direct); err != nil {
 			return err
 		}
