@@ -109,7 +109,9 @@ func TestFloodedAppDoesNotSlowOthers(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, f := range floods {
 		wg.Go(func() { iso.floodReader(f.c) })
-		wg.Go(func() { iso.floodWriter(f.c, f.conv, i, time.Duration(float64(sockets)/rate*float64(time.Second)), stop) })
+		wg.Go(func() {
+			iso.floodWriter(f.c, f.conv, i, time.Duration(float64(sockets)/rate*float64(time.Second)), stop)
+		})
 	}
 	for i := range calmUsers {
 		wg.Go(func() { iso.calm(i, calmEvery, stop) })
