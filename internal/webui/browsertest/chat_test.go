@@ -179,6 +179,12 @@ func TestHistoryOnScrollUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Seeding 120 messages at once is past the default per-user send
+	// rate (10/s, burst 20).
+	lift := int64(1000)
+	if _, err := svc.SetLimits(ctx, "instagram", chat.LimitChange{UserSendsPerSecond: &lift, UserBurst: &lift}); err != nil {
+		t.Fatal(err)
+	}
 	const n = 120
 	var want []string
 	for i := 1; i <= n; i++ {
