@@ -35,6 +35,9 @@ func BenchmarkHTTPSendMemstore(b *testing.B) {
 func benchSend(b *testing.B, store string, senders int) {
 	e := startWith(b, Config{AdminToken: "bench-admin", Store: store})
 	e.app("bench")
+	// The benchmark measures the store and the API, not the limits: lift
+	// the app's and its users' send rates (defaults 1000/s and 10/s).
+	e.do("PUT", "/v1/admin/apps/bench/limits", e.admin, `{"sends_per_second":1000000,"burst":1000000,"user_sends_per_second":100000,"user_burst":100000}`).want(b, 200, nil)
 	type sender struct {
 		token, url string
 	}
