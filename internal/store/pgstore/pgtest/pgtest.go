@@ -23,18 +23,26 @@ import (
 // Env is the variable that names the test database.
 const Env = "SWITCHBOARD_TEST_POSTGRES"
 
-// URL returns the test database's URL, or ends the test: a failure under
-// CI, a skip elsewhere.
+// DefaultURL is the database used when Env is not set: the local
+// PostgreSQL of the project's machines (trust auth, database test).
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// URL returns the test database's URL: Env's, or DefaultURL when something
+// listens there. Otherwise it ends the test: a failure under CI, a skip
+// elsewhere.
 func URL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(Env)
-	if u != "" {
+	if u := os.Getenv(Env); u != "" {
 		return u
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not set, and CI is: the PostgreSQL tests must run in CI (.ci/run sets it)", Env)
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:5432", time.Second); err == nil {
+		c.Close()
+		return DefaultURL
 	}
-	t.Skipf("%s is not set: skipping the PostgreSQL tests (e.g. %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", Env, Env)
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not set and nothing listens on 127.0.0.1:5432: the PostgreSQL tests must run in CI (.ci/run starts PostgreSQL)", Env)
+	}
+	t.Skipf("no PostgreSQL on 127.0.0.1:5432 and %s is not set: skipping the PostgreSQL tests (start PostgreSQL, or set %s=postgres://...)", Env, Env)
 	return ""
 }
 
