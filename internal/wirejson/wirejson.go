@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -77,15 +78,23 @@ func skipSpace(s string, i int) int {
 
 // skipString returns the index after the string starting at s[i] == '"'.
 func skipString(s string, i int) (int, error) {
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '"':
-			return j + 1, nil
-		case '\\':
-			j++
+	for j := i + 1; ; {
+		k := strings.IndexByte(s[j:], '"')
+		if k < 0 {
+			return 0, ErrSyntax
 		}
+		j += k
+		// The quote ends the string unless an odd number of backslashes
+		// escapes it.
+		n := 0
+		for b := j - 1; b > i && s[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j + 1, nil
+		}
+		j++
 	}
-	return 0, ErrSyntax
 }
 
 // skipValue returns the index after the value starting at s[i].
