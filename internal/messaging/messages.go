@@ -205,6 +205,15 @@ func (s *Service) Sync(ctx context.Context, caller chat.Address, after int64, li
 		return nil, 0, false, err
 	}
 	defer release()
+	return s.SessionSync(ctx, caller, after, limit)
+}
+
+// SessionSync is Sync for a live session's replay and gap backfill. The
+// session was admitted when it connected, and its reads are not shed: a
+// refused backfill can only end the session, and its client would then
+// reconnect and replay more, adding load where shedding meant to remove it.
+// The session's own outgoing queue bounds what it reads.
+func (s *Service) SessionSync(ctx context.Context, caller chat.Address, after int64, limit int) ([]chat.Update, int64, bool, error) {
 	if limit == 0 {
 		limit = chat.DefaultSyncLimit
 	}

@@ -686,7 +686,7 @@ func (c *conn) fill() {
 		c.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		ups, _, more, err := c.srv.svc.Sync(ctx, c.user, after, c.srv.cfg.SyncPage)
+		ups, _, more, err := c.srv.svc.SessionSync(ctx, c.user, after, c.srv.cfg.SyncPage)
 		cancel()
 		if err != nil {
 			c.srv.log.Warn("ws: replay from the store failed; closing", "user", c.user, "request_id", c.reqID, "err", err)

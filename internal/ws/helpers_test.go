@@ -20,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-chat/switchboard/internal/admission"
 	"github.com/switchboard-chat/switchboard/internal/bus"
 	"github.com/switchboard-chat/switchboard/internal/bus/localbus"
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -49,6 +50,8 @@ type envOpts struct {
 	wrapBus   func(bus.Bus) bus.Bus
 	// memory uses memstore instead of Pebble.
 	memory bool
+	// admission, when set, is the Service's admission controller.
+	admission *admission.Controller
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -69,7 +72,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.wrapBus != nil {
 		b = o.wrapBus(b)
 	}
-	svc := messaging.New(messaging.Config{Store: s, Bus: b})
+	svc := messaging.New(messaging.Config{Store: s, Bus: b, Admission: o.admission})
 	cfg := o.cfg
 	cfg.Service, cfg.Bus = svc, b
 	if cfg.Logger == nil {
