@@ -37,8 +37,7 @@
 // something follows. Times are Unix nanoseconds.
 //
 //	a <app id>                                  app, JSON
-//	c <conv id>                                 conversation, binary (encodeConversation); LastSeq and UpdatedAt are in h
-//	h <conv id>                                 last seq u64 | updated at i64
+//	c <conv id>                                 conversation, binary (encodeConversation); LastSeq and UpdatedAt as of its last write
 //	m <conv id> 00 <seq u64>                    message, binary (see encodeMessage)
 //	i <conv id> 00 <sender> 00 <client id>      seq u64 | sender's cursor u64 (idempotency)
 //	r <conv id> 00 <member>                     read seq u64
@@ -54,6 +53,14 @@
 // UpdatedAt descending, then id descending; the trailing ff makes a shorter
 // id sort after the longer ids it prefixes. Appends move the entry of each
 // member: delete the key with the old time, write the new one. A batch
-// does that (and writes the head) once per conversation it appended to, not
-// once per message, which matters for a busy group of 256.
+// does that once per conversation it appended to, not once per message,
+// which matters for a busy group of 256.
+//
+// An append does not rewrite the conversation record, nor any head record:
+// a conversation's LastSeq and UpdatedAt are those of its record unless its
+// last message (the last m key) is newer, whose seq and SentAt then are
+// they. The message is written in the same batch as its seq, so this holds
+// after a crash too, and it saves a memtable insert per conversation per
+// batch. (Format change: stores before it had an h <conv id> head record and
+// kept LastSeq 0 in the record; they cannot be read by this version.)
 package pebblestore

@@ -13,7 +13,6 @@ import (
 const (
 	pApp      = 'a'
 	pConv     = 'c'
-	pHead     = 'h'
 	pMessage  = 'm'
 	pIdem     = 'i'
 	pRead     = 'r'
@@ -33,10 +32,6 @@ func appKey(dst []byte, id string) []byte {
 
 func convKey(dst []byte, id string) []byte {
 	return append(append(dst, pConv), id...)
-}
-
-func headKey(dst []byte, id string) []byte {
-	return append(append(dst, pHead), id...)
 }
 
 // messagePrefix is the prefix of every message of a conversation.
@@ -131,17 +126,21 @@ func fromNanos(n int64) time.Time {
 // write returns equals what later reads decode.
 func normTime(t time.Time) time.Time { return fromNanos(nanos(t)) }
 
-// A head holds what every append changes about a conversation, kept apart
-// from its member list so that an append to a large group stays small.
-func encodeHead(dst []byte, lastSeq, updatedAt int64) []byte {
-	return be.AppendUint64(be.AppendUint64(dst, uint64(lastSeq)), uint64(updatedAt))
-}
+// The record of a conversation holds LastSeq and UpdatedAt as of its last
+// write (creation, membership change); an append does not rewrite it. The
+// conversation's last message, when newer, has the current ones: its seq,
+// and its SentAt as UpdatedAt. So an append writes no head record.
 
-func decodeHead(v []byte) (lastSeq, updatedAt int64, err error) {
-	if len(v) != 16 {
-		return 0, 0, errors.New("pebblestore: malformed conversation head")
+// withLastMessage applies the conversation's last message (its key, whose
+// prefix of length n has been checked, and value) to c.
+func withLastMessage(c *chat.Conversation, key []byte, n int, v []byte) error {
+	if len(key) != n+8 || len(v) < 9 || v[0] != 1 {
+		return errBadMessage
 	}
-	return int64(be.Uint64(v)), int64(be.Uint64(v[8:])), nil
+	if seq := int64(be.Uint64(key[n:])); seq > c.LastSeq {
+		c.LastSeq, c.UpdatedAt = seq, fromNanos(int64(be.Uint64(v[1:])))
+	}
+	return nil
 }
 
 // encodeMessage writes m without its conversation id and seq, which are in

@@ -549,3 +549,54 @@ func TestTinyWriterCache(t *testing.T) {
 	wg.Wait()
 	wantStream(t, s, user("shared"), groups*(each+1))
 }
+
+// An append writes no head record: a conversation's LastSeq and UpdatedAt
+// come from its record or, when newer, its last message. Both must survive
+// a reopen, before and after a membership change, and in the cache-cold
+// writer too.
+func TestHeadDerivedAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := user("a"), user("b"), user("c")
+	check := func(s *Store, seq int64, at time.Time) {
+		t.Helper()
+		got, err := s.Conversation(t.Context(), "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastSeq != seq || !got.UpdatedAt.Equal(at) {
+			t.Fatalf("LastSeq %d, UpdatedAt %v; want %d, %v", got.LastSeq, got.UpdatedAt, seq, at)
+		}
+	}
+	s := openTest(t, dir)
+	mustGroup(t, s, "g", a, b)
+	check(s, 0, t0)
+	mustAppend(t, s, message("g", a, "1"))
+	m2 := message("g", b, "2")
+	m2.SentAt = t0.Add(2 * time.Second)
+	mustAppend(t, s, m2)
+	check(s, 2, m2.SentAt)
+	s.Close()
+
+	s = openTest(t, dir)
+	check(s, 2, m2.SentAt)
+	changed := t0.Add(time.Minute)
+	if _, _, err := s.UpdateMembers(t.Context(), "g", changed, func(c2 *chat.Conversation) error {
+		c2.Members = append(c2.Members, c)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check(s, 2, changed)
+	s.Close()
+
+	s = openTest(t, dir)
+	defer s.Close()
+	check(s, 2, changed)
+	// The writer loads the conversation afresh: numbering goes on.
+	m3 := message("g", c, "3")
+	m3.SentAt = t0.Add(2 * time.Minute)
+	if res := mustAppend(t, s, m3); res.Message.Seq != 3 {
+		t.Fatalf("seq %d after reopen, want 3", res.Message.Seq)
+	}
+	check(s, 3, m3.SentAt)
+}

@@ -187,9 +187,28 @@ func get(r pebble.Reader, key []byte, fn func(v []byte) error) (found bool, err 
 }
 
 // A getter looks up single keys; found is false when the key does not
-// exist.
+// exist. last finds the last key with prefix.
 type getter interface {
 	get(key []byte, fn func(v []byte) error) (found bool, err error)
+	last(prefix []byte, fn func(k, v []byte) error) (found bool, err error)
+}
+
+// last reads the last key with prefix.
+func last(r pebble.Reader, prefix []byte, fn func(k, v []byte) error) (found bool, err error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return false, err
+	}
+	if it.Last() {
+		var v []byte
+		if v, err = it.ValueAndErr(); err == nil {
+			found, err = true, fn(it.Key(), v)
+		}
+	}
+	if e := it.Close(); err == nil {
+		err = e
+	}
+	return found, err
 }
 
 // readerGetter does a Get per key.
@@ -197,6 +216,10 @@ type readerGetter struct{ r pebble.Reader }
 
 func (g readerGetter) get(key []byte, fn func(v []byte) error) (bool, error) {
 	return get(g.r, key, fn)
+}
+
+func (g readerGetter) last(prefix []byte, fn func(k, v []byte) error) (bool, error) {
+	return last(g.r, prefix, fn)
 }
 
 // iterGetter looks up many keys through one iterator, which costs less
@@ -223,6 +246,31 @@ func (g *iterGetter) get(key []byte, fn func(v []byte) error) (bool, error) {
 		return false, err
 	}
 	return true, fn(v)
+}
+
+func (g *iterGetter) last(prefix []byte, fn func(k, v []byte) error) (bool, error) {
+	if g.it == nil {
+		it, err := g.r.NewIter(nil)
+		if err != nil {
+			return false, err
+		}
+		g.it = it
+	}
+	end := prefixEnd(prefix)
+	var ok bool
+	if end == nil {
+		ok = g.it.Last()
+	} else {
+		ok = g.it.SeekLT(end)
+	}
+	if !ok || !bytes.HasPrefix(g.it.Key(), prefix) {
+		return false, g.it.Error()
+	}
+	v, err := g.it.ValueAndErr()
+	if err != nil {
+		return false, err
+	}
+	return true, fn(g.it.Key(), v)
 }
 
 func (g *iterGetter) close() {
@@ -310,14 +358,10 @@ func conversation(r getter, id string) (*chat.Conversation, error) {
 	if err != nil || !found {
 		return nil, err
 	}
-	found, err = r.get(headKey(nil, id), func(v []byte) error {
-		seq, at, err := decodeHead(v)
-		c.LastSeq, c.UpdatedAt = seq, fromNanos(at)
-		return err
+	prefix := messagePrefix(nil, id)
+	_, err = r.last(prefix, func(k, v []byte) error {
+		return withLastMessage(c, k, len(prefix), v)
 	})
-	if err == nil && !found {
-		err = errors.New("no head")
-	}
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: conversation %s: %w", id, err)
 	}

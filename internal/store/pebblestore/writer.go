@@ -466,37 +466,25 @@ func (w *writer) conversation(id string) (*chat.Conversation, error) {
 	if err != nil || !found {
 		return nil, err
 	}
-	w.kbuf = headKey(w.kbuf[:0], id)
-	found, err = w.get(w.kbuf, func(v []byte) error {
-		seq, at, err := decodeHead(v)
-		c.LastSeq, c.UpdatedAt = seq, fromNanos(at)
-		return err
-	})
-	if err == nil && !found {
-		err = fmt.Errorf("pebblestore: conversation %s has no head", id)
-	}
-	if err != nil {
-		return nil, err
+	// The DB has every message of a conversation that is not cached: see
+	// trimCache.
+	w.kbuf = messagePrefix(w.kbuf[:0], id)
+	if _, err := last(w.db, w.kbuf, func(k, v []byte) error {
+		return withLastMessage(c, k, len(w.kbuf), v)
+	}); err != nil {
+		return nil, fmt.Errorf("pebblestore: conversation %s: %w", id, err)
 	}
 	w.convs[id] = c
 	return c, nil
 }
 
-// putConversation stores c whole: its members and its head.
+// putConversation stores c whole, with its LastSeq and UpdatedAt (appends
+// after this one override them: see withLastMessage).
 func (w *writer) putConversation(c *chat.Conversation) {
-	stored := *c
-	stored.LastSeq, stored.UpdatedAt = 0, stored.CreatedAt
 	w.kbuf = convKey(w.kbuf[:0], c.ID)
-	w.vbuf = encodeConversation(w.vbuf[:0], &stored)
+	w.vbuf = encodeConversation(w.vbuf[:0], c)
 	w.set(w.kbuf, w.vbuf)
-	w.putHead(c)
 	w.convs[c.ID] = c
-}
-
-func (w *writer) putHead(c *chat.Conversation) {
-	w.kbuf = headKey(w.kbuf[:0], c.ID)
-	w.vbuf = encodeHead(w.vbuf[:0], c.LastSeq, nanos(c.UpdatedAt))
-	w.set(w.kbuf, w.vbuf)
 }
 
 // lastCursor returns the last cursor of user's stream.
@@ -551,8 +539,8 @@ func (w *writer) appendEntry(user chat.Address, value []byte) int64 {
 	return c
 }
 
-// flushConv writes the head of conversation id and moves its members' list
-// entries, if messages of the batch changed them.
+// flushConv moves the list entries of the members of conversation id, if
+// messages of the batch changed them.
 func (w *writer) flushConv(id string) {
 	from, ok := w.moved[id]
 	if !ok {
@@ -562,7 +550,6 @@ func (w *writer) flushConv(id string) {
 	// Cached: touched in this batch, and the cache is trimmed only between
 	// batches.
 	c := w.convs[id]
-	w.putHead(c)
 	to := nanos(c.UpdatedAt)
 	for _, m := range c.Members {
 		w.moveListEntry(m, id, from, to, true)
