@@ -61,6 +61,8 @@
 // last message (the last m key) is newer, whose seq and SentAt then are
 // they. The message is written in the same batch as its seq, so this holds
 // after a crash too, and it saves a memtable insert per conversation per
-// batch. (Format change: stores before it had an h <conv id> head record and
-// kept LastSeq 0 in the record; they cannot be read by this version.)
+// batch. (Format change: stores written before it kept the head in an
+// h <conv id> record and LastSeq 0 in the conversation record; this version
+// reads their conversations with the last message's seq but, when a
+// membership change came last, a stale UpdatedAt.)
 package pebblestore
