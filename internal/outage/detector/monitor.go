@@ -61,7 +61,8 @@ func DefaultMonitorConfig() MonitorConfig {
 	}
 }
 
-func (c MonitorConfig) withDefaults() MonitorConfig {
+// WithDefaults returns c with its zero fields set from DefaultMonitorConfig.
+func (c MonitorConfig) WithDefaults() MonitorConfig {
 	d := DefaultMonitorConfig()
 	if c.Learn <= 0 {
 		c.Learn = d.Learn
@@ -111,7 +112,7 @@ type Monitor struct {
 // NewMonitor returns a Monitor of the given signals, operational.
 func NewMonitor(cfg MonitorConfig, signals []Signal) *Monitor {
 	m := &Monitor{
-		cfg:     cfg.withDefaults(),
+		cfg:     cfg.WithDefaults(),
 		signals: append([]Signal(nil), signals...),
 		series:  make([]*Series, len(signals)),
 		points:  make([]Point, len(signals)),

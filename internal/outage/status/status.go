@@ -166,7 +166,7 @@ func Open(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, backend: cfg.Backend, sig: cfg.Signals,
-		hub: newHub(), mcfg: withMonitorDefaults(cfg.Monitor),
+		hub: newHub(), mcfg: cfg.Monitor.WithDefaults(),
 		quit: make(chan struct{}), done: make(chan struct{}), poke: make(chan string, 64),
 		apps: map[string]*appState{}, lim: newLimiter(cfg.ReportBurst, cfg.ReportEvery),
 	}
@@ -189,23 +189,6 @@ func Open(cfg Config) (*Service, error) {
 	s.tick()
 	go s.loop()
 	return s, nil
-}
-
-func withMonitorDefaults(c detector.MonitorConfig) detector.MonitorConfig {
-	d := detector.DefaultMonitorConfig()
-	if c.Learn <= 0 {
-		c.Learn = d.Learn
-	}
-	if c.ColdStartReporters <= 0 {
-		c.ColdStartReporters = d.ColdStartReporters
-	}
-	if c.OutageScore <= 0 {
-		c.OutageScore = d.OutageScore
-	}
-	if c.Recover <= 0 {
-		c.Recover = d.Recover
-	}
-	return c
 }
 
 // Close stops the sampling, ends the event streams and closes the log.
