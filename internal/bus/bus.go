@@ -6,6 +6,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
 )
@@ -30,6 +31,9 @@ type Typing struct {
 	From           chat.Address `json:"from"`
 }
 
+// ErrClosed is returned, wrapped, by Publish and Subscribe after Close.
+var ErrClosed = errors.New("bus closed")
+
 // Bus is implemented by each transport (localbus in process, natsbus across
 // nodes). Methods may be called concurrently.
 type Bus interface {
@@ -40,6 +44,7 @@ type Bus interface {
 	// in publication order per publisher, until cancel is called. fn must
 	// not block: it runs on the bus's own goroutine.
 	Subscribe(user chat.Address, fn func(Event)) (cancel func(), err error)
-	// Close stops delivery; Publish and Subscribe fail after it.
+	// Close stops delivery; Publish and Subscribe fail with ErrClosed
+	// after it.
 	Close() error
 }

@@ -6,6 +6,7 @@ package bustest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -214,11 +215,11 @@ func testClose(t *testing.T, b bus.Bus) {
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := b.Publish(context.Background(), update(alice, 1)); err == nil {
-		t.Errorf("Publish after Close succeeded")
+	if err := b.Publish(context.Background(), update(alice, 1)); !errors.Is(err, bus.ErrClosed) {
+		t.Errorf("Publish after Close: %v, want an error wrapping bus.ErrClosed", err)
 	}
-	if _, err := b.Subscribe(alice, func(bus.Event) {}); err == nil {
-		t.Errorf("Subscribe after Close succeeded")
+	if _, err := b.Subscribe(alice, func(bus.Event) {}); !errors.Is(err, bus.ErrClosed) {
+		t.Errorf("Subscribe after Close: %v, want an error wrapping bus.ErrClosed", err)
 	}
 	cancel() // harmless after Close
 	time.Sleep(quiet)

@@ -6,7 +6,7 @@ package localbus
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -14,8 +14,8 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/chat"
 )
 
-// ErrClosed is returned by Publish and Subscribe after Close.
-var ErrClosed = errors.New("localbus: closed")
+// errClosed wraps bus.ErrClosed, so that callers test with errors.Is.
+var errClosed = fmt.Errorf("localbus: %w", bus.ErrClosed)
 
 var _ bus.Bus = (*Bus)(nil)
 
@@ -49,7 +49,7 @@ func (b *Bus) Publish(ctx context.Context, events ...bus.Event) error {
 		b.mu.RLock()
 		if b.closed {
 			b.mu.RUnlock()
-			return ErrClosed
+			return errClosed
 		}
 		list := b.subs[events[i].User]
 		b.mu.RUnlock()
@@ -71,7 +71,7 @@ func (b *Bus) Subscribe(user chat.Address, fn func(bus.Event)) (cancel func(), e
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	old := b.subs[user]
 	list := make([]*sub, len(old), len(old)+1)

@@ -38,8 +38,8 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/chat"
 )
 
-// ErrClosed is returned by Publish and Subscribe after Close.
-var ErrClosed = errors.New("natsbus: closed")
+// errClosed wraps bus.ErrClosed, so that callers test with errors.Is.
+var errClosed = fmt.Errorf("natsbus: %w", bus.ErrClosed)
 
 var _ bus.Bus = (*Bus)(nil)
 
@@ -188,7 +188,7 @@ func (b *Bus) Publish(ctx context.Context, events ...bus.Event) error {
 	closed := b.closed
 	b.mu.Unlock()
 	if closed {
-		return ErrClosed
+		return errClosed
 	}
 	for i := range events {
 		data, err := json.Marshal(&events[i])
@@ -197,7 +197,7 @@ func (b *Bus) Publish(ctx context.Context, events ...bus.Event) error {
 		}
 		if err := b.nc.Publish(b.subject(events[i].User), data); err != nil {
 			if errors.Is(err, nats.ErrConnectionClosed) {
-				return ErrClosed
+				return errClosed
 			}
 			return fmt.Errorf("natsbus: publish: %w", err)
 		}
@@ -222,7 +222,7 @@ func (b *Bus) Subscribe(user chat.Address, fn func(bus.Event)) (cancel func(), e
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	us := b.users[subj]
 	first := us == nil
