@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// offlineParams tunes the offline scorer of RunCSV. Three cheap detectors
+// offlineParams tunes the offline scorer of RunCSV. Four cheap detectors
 // vote, the largest excess wins (1 is the threshold of each), and only the
 // onset of an anomaly is flagged:
 //   - the seasonal Series (a spike against the norm for the time of day and
@@ -14,9 +14,12 @@ import (
 //     burst of errors rare for this series, which catches a change of
 //     pattern that no single row makes obvious;
 //   - a two-sided CUSUM on values standardised by a slow mean and
-//     deviation, which catches a small lasting level shift early.
+//     deviation, which catches a small lasting level shift early;
+//   - a record test: a value beyond the highest (lowest) the series has
+//     ever taken, by a margin relative to its range.
 //
-// The values were chosen on the NAB corpus in ../shared/nab (see
+// The first three are also judged against their own recent peak (see
+// Echo). The values were chosen on the NAB corpus in ../shared/nab (see
 // docs/outage-detector.md), the same for every file.
 type offlineParams struct {
 	Series Config
@@ -34,6 +37,20 @@ type offlineParams struct {
 	CusumAlpha, CusumK, CusumH float64
 	CusumWarmup                int
 
+	// RecordMargin is the record test's threshold: how far beyond the
+	// series' all-time maximum (minimum) a value must go, as a fraction of
+	// the range between them.
+	RecordMargin float64
+
+	// Echo and EchoHalfLife: the seasonal, likelihood and CUSUM detectors
+	// can open an onset only with an excess of at least Echo times the
+	// largest they reached recently (that peak halves every EchoHalfLife
+	// rows). Below that it is the tail of an episode already seen, or the
+	// noise of a detector that was recently wildly off (a likelihood
+	// dividing by the near-zero deviation of a flat series), not news.
+	Echo         float64
+	EchoHalfLife float64
+
 	// Warmup is the number of rows learnt without any onset; Refractory the
 	// least number of rows between two onsets, about the width of a NAB
 	// window: an episode is paged once, a new one can be paged soon after.
@@ -50,8 +67,13 @@ func defaultOfflineParams() offlineParams {
 		CusumK:      1.2,
 		CusumH:      25,
 		CusumWarmup: 300,
-		Warmup:      150,
-		Refractory:  115,
+
+		RecordMargin: 0.1,
+		Echo:         0.3,
+		EchoHalfLife: 288,
+
+		Warmup:     150,
+		Refractory: 115,
 	}
 }
 
@@ -111,6 +133,28 @@ func (c *cusum) observe(v float64, p *offlineParams) float64 {
 	return e
 }
 
+// record flags values beyond the series' all-time range: the highest CPU,
+// the lowest temperature the file has seen, by a margin that scales with
+// the range so that a series creeping upwards is not a record every row.
+type record struct {
+	n, hi, lo float64
+}
+
+func (r *record) observe(v float64, p *offlineParams) float64 {
+	if r.n == 0 {
+		r.hi, r.lo = v, v
+	}
+	r.n++
+	w := p.RecordMargin*(r.hi-r.lo) + 1e-9*(1+math.Abs(r.hi))
+	var e float64
+	if v > r.hi {
+		e, r.hi = (v-r.hi)/w, v
+	} else if v < r.lo {
+		e, r.lo = (r.lo-v)/w, v
+	}
+	return e
+}
+
 // offline is the per-file state of RunCSV: constant size, constant work
 // per row.
 type offline struct {
@@ -118,26 +162,52 @@ type offline struct {
 	s     *Series
 	like  likelihood
 	cs    cusum
+	rec   record
+	peak  [3]float64 // recent peak excess of the Series, likelihood and CUSUM
+	decay float64    // per-row decay of peak
 	n     int
 	since int // rows since the last onset
 }
 
 func newOffline(p offlineParams) *offline {
-	return &offline{p: p, s: NewSeries(p.Series, Both), since: p.Refractory}
+	return &offline{
+		p: p, s: NewSeries(p.Series, Both), since: p.Refractory,
+		decay: math.Exp2(-1 / p.EchoHalfLife),
+	}
 }
+
+// maxExcess bounds an excess so that the score stays a number: a deviation
+// divided by a spread of almost zero can overflow to +Inf, and Inf/(1+Inf)
+// is NaN.
+const maxExcess = 1e12
 
 // observe returns the row's anomaly_score: at least 0.5 only at the onset
 // of an anomaly, below 0.5 elsewhere.
 func (o *offline) observe(t time.Time, v float64) float64 {
 	p := &o.p
 	pt := o.s.Observe(t, v)
-	e := pt.Score / (1 - pt.Score) // Score = excess/(1+excess) < 1
-	e = max(e, o.like.observe(math.Abs(v-pt.Norm)/pt.Spread, p))
-	e = max(e, o.cs.observe(v, p))
+	ex := [3]float64{
+		pt.Score / (1 - pt.Score), // Score = excess/(1+excess) < 1
+		o.like.observe(math.Abs(v-pt.Norm)/pt.Spread, p),
+		o.cs.observe(v, p),
+	}
+	e := min(o.rec.observe(v, p), maxExcess)
+	fresh := e >= 1
+	for k, x := range ex {
+		if !(x >= 0) { // NaN
+			x = 0
+		}
+		x = min(x, maxExcess)
+		e = max(e, x)
+		if x >= 1 && x >= p.Echo*o.peak[k] {
+			fresh = true
+		}
+		o.peak[k] = max(o.peak[k]*o.decay, x)
+	}
 	o.n++
 	o.since++
 	score := e / (1 + e)
-	if e >= 1 && o.n > p.Warmup && o.since >= p.Refractory {
+	if fresh && o.n > p.Warmup && o.since >= p.Refractory {
 		o.since = 0
 		return score
 	}
