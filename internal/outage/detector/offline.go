@@ -19,7 +19,8 @@ import (
 //     ever taken, by a margin relative to its range.
 //
 // The first three are also judged against their own recent peak (see
-// Echo). The values were chosen on the NAB corpus in ../shared/nab (see
+// Echo); the record test is also exempt from the refractory period. The
+// values were chosen on the NAB corpus in ../shared/nab (see
 // docs/outage-detector.md), the same for every file.
 type offlineParams struct {
 	Series Config
@@ -191,8 +192,8 @@ func (o *offline) observe(t time.Time, v float64) float64 {
 		o.like.observe(math.Abs(v-pt.Norm)/pt.Spread, p),
 		o.cs.observe(v, p),
 	}
-	e := min(o.rec.observe(v, p), maxExcess)
-	fresh := e >= 1
+	rec := min(o.rec.observe(v, p), maxExcess)
+	e, fresh := rec, false
 	for k, x := range ex {
 		if !(x >= 0) { // NaN
 			x = 0
@@ -207,7 +208,10 @@ func (o *offline) observe(t time.Time, v float64) float64 {
 	o.n++
 	o.since++
 	score := e / (1 + e)
-	if fresh && o.n > p.Warmup && o.since >= p.Refractory {
+	// A record is news whenever it comes: it cannot repeat often (each
+	// must beat the last by a tenth of the range), and it is often the
+	// peak of an episode another detector opened a little early.
+	if o.n > p.Warmup && (rec >= 1 || fresh && o.since >= p.Refractory) {
 		o.since = 0
 		return score
 	}
