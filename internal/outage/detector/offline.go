@@ -16,11 +16,13 @@ import (
 //   - a two-sided CUSUM on values standardised by a slow mean and
 //     deviation, which catches a small lasting level shift early;
 //   - a record test: a value beyond the highest (lowest) the series has
-//     ever taken, by a margin relative to its range.
+//     ever taken, by a margin relative to its range;
+//   - a sustained record: the same test on a short average of the values,
+//     a new extreme that lasts rather than one wild row.
 //
-// The first three are also judged against their own recent peak (see
-// Echo); the record test is also exempt from the refractory period. The
-// values were chosen on the NAB corpus in ../shared/nab (see
+// The first three are also judged against their own recent peak and their
+// peak at this hour of the day (see Echo); the record test is also exempt
+// from the refractory period. The values were chosen on the NAB corpus in ../shared/nab (see
 // docs/outage-detector.md), the same for every file.
 type offlineParams struct {
 	Series Config
@@ -43,6 +45,10 @@ type offlineParams struct {
 	// the range between them.
 	RecordMargin float64
 
+	// SustainAlpha is the weight of a row in the short average the
+	// sustained record watches; SustainMargin its margin, as RecordMargin.
+	SustainAlpha, SustainMargin float64
+
 	// Echo and EchoHalfLife: the seasonal, likelihood and CUSUM detectors
 	// can open an onset only with an excess of at least Echo times the
 	// largest they reached recently (that peak halves every EchoHalfLife
@@ -51,6 +57,13 @@ type offlineParams struct {
 	// dividing by the near-zero deviation of a flat series), not news.
 	Echo         float64
 	EchoHalfLife float64
+
+	// DayEcho and DayHalfLife: the same detectors must also reach DayEcho
+	// times the largest excess they had at this hour of the day (that peak
+	// halves every DayHalfLife rows): a spike that comes back at the same
+	// hour every day is the series' routine (a nightly job), not news.
+	DayEcho     float64
+	DayHalfLife float64
 
 	// Warmup is the number of rows learnt without any onset; Refractory the
 	// least number of rows between two onsets, about the width of a NAB
@@ -69,9 +82,13 @@ func defaultOfflineParams() offlineParams {
 		CusumH:      25,
 		CusumWarmup: 300,
 
-		RecordMargin: 0.1,
-		Echo:         0.3,
-		EchoHalfLife: 288,
+		RecordMargin:  0.1,
+		SustainAlpha:  0.2,
+		SustainMargin: 0.05,
+		Echo:          0.3,
+		EchoHalfLife:  288,
+		DayEcho:       0.8,
+		DayHalfLife:   3000,
 
 		Warmup:     150,
 		Refractory: 115,
@@ -141,12 +158,12 @@ type record struct {
 	n, hi, lo float64
 }
 
-func (r *record) observe(v float64, p *offlineParams) float64 {
+func (r *record) observe(v, margin float64) float64 {
 	if r.n == 0 {
 		r.hi, r.lo = v, v
 	}
 	r.n++
-	w := p.RecordMargin*(r.hi-r.lo) + 1e-9*(1+math.Abs(r.hi))
+	w := margin*(r.hi-r.lo) + 1e-9*(1+math.Abs(r.hi))
 	var e float64
 	if v > r.hi {
 		e, r.hi = (v-r.hi)/w, v
@@ -164,10 +181,16 @@ type offline struct {
 	like  likelihood
 	cs    cusum
 	rec   record
+	sus   record     // the sustained record, on avg
+	avg   float64    // short average of the values
 	peak  [3]float64 // recent peak excess of the Series, likelihood and CUSUM
 	decay float64    // per-row decay of peak
-	n     int
-	since int // rows since the last onset
+	// Peak excess of each of the three at each hour of the day, as of row
+	// dayAt (decayed lazily when read).
+	dayPeak [24][3]float64
+	dayAt   [24][3]int
+	n       int
+	since   int // rows since the last onset
 }
 
 func newOffline(p offlineParams) *offline {
@@ -192,18 +215,26 @@ func (o *offline) observe(t time.Time, v float64) float64 {
 		o.like.observe(math.Abs(v-pt.Norm)/pt.Spread, p),
 		o.cs.observe(v, p),
 	}
-	rec := min(o.rec.observe(v, p), maxExcess)
-	e, fresh := rec, false
+	rec := min(o.rec.observe(v, p.RecordMargin), maxExcess)
+	if o.n == 0 {
+		o.avg = v
+	}
+	o.avg += p.SustainAlpha * (v - o.avg)
+	sus := min(o.sus.observe(o.avg, p.SustainMargin), maxExcess)
+	e, fresh := max(rec, sus), sus >= 1
+	h := t.Hour()
 	for k, x := range ex {
 		if !(x >= 0) { // NaN
 			x = 0
 		}
 		x = min(x, maxExcess)
 		e = max(e, x)
-		if x >= 1 && x >= p.Echo*o.peak[k] {
+		day := o.dayPeak[h][k] * math.Exp2(-float64(o.n-o.dayAt[h][k])/p.DayHalfLife)
+		if x >= 1 && x >= p.Echo*o.peak[k] && x >= p.DayEcho*day {
 			fresh = true
 		}
 		o.peak[k] = max(o.peak[k]*o.decay, x)
+		o.dayPeak[h][k], o.dayAt[h][k] = max(day, x), o.n
 	}
 	o.n++
 	o.since++
