@@ -111,6 +111,22 @@ type Store interface {
 	Close() error
 }
 
+// BatchAppender is implemented by stores that can append several messages
+// in one write. The Service uses it for a client's pipelined sends to one
+// conversation, so that they share one commit; with a store that lacks it,
+// the Service calls AppendMessage once per message.
+type BatchAppender interface {
+	// AppendMessages appends ms, which must all have the same
+	// ConversationID and Sender, in order, as AppendMessage would one after
+	// another, and makes them durable together. It returns one Appended per
+	// message: a repeated client id (of an earlier call, or of an earlier
+	// message of ms) answers that first result with Created = false, and the
+	// new messages get consecutive seqs. ErrNotFound if the conversation
+	// does not exist or the sender is not a member. On any error nothing is
+	// stored. An empty ms stores nothing and returns nothing.
+	AppendMessages(ctx context.Context, ms []chat.Message) ([]Appended, error)
+}
+
 // Appended is the result of AppendMessage.
 type Appended struct {
 	Message chat.Message

@@ -249,9 +249,40 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (store.Append
 	if !ok || !cv.c.HasMember(m.Sender) {
 		return store.Appended{}, fmt.Errorf("memstore: append to %s: %w", m.ConversationID, store.ErrNotFound)
 	}
+	return s.appendLocked(cv, m), nil
+}
+
+// AppendMessages implements store.BatchAppender.
+func (s *Store) AppendMessages(ctx context.Context, ms []chat.Message) ([]store.Appended, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	if err := s.lock("append messages"); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	first := ms[0]
+	cv, ok := s.convs[first.ConversationID]
+	if !ok || !cv.c.HasMember(first.Sender) {
+		return nil, fmt.Errorf("memstore: append to %s: %w", first.ConversationID, store.ErrNotFound)
+	}
+	for _, m := range ms[1:] {
+		if m.ConversationID != first.ConversationID || m.Sender != first.Sender {
+			return nil, fmt.Errorf("memstore: a batch of appends mixes conversations or senders")
+		}
+	}
+	res := make([]store.Appended, len(ms))
+	for i, m := range ms {
+		res[i] = s.appendLocked(cv, m)
+	}
+	return res, nil
+}
+
+// appendLocked appends m to cv, whose membership was checked; s.mu is held.
+func (s *Store) appendLocked(cv *conversation, m chat.Message) store.Appended {
 	key := clientKey{m.Sender, m.ClientID}
 	if seq, ok := cv.byClient[key]; ok {
-		return store.Appended{Message: copyMsg(cv.msgs[seq-1]), Cursor: cv.sentCursor[seq-1]}, nil
+		return store.Appended{Message: copyMsg(cv.msgs[seq-1]), Cursor: cv.sentCursor[seq-1]}
 	}
 	m = copyMsg(m)
 	m.Seq = cv.c.LastSeq + 1
@@ -270,7 +301,7 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (store.Append
 		res.Deliveries = append(res.Deliveries, d)
 	}
 	cv.sentCursor = append(cv.sentCursor, res.Cursor)
-	return res, nil
+	return res
 }
 
 // Messages implements store.Store.

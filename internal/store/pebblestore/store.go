@@ -411,6 +411,23 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (store.Append
 	return res, nil
 }
 
+// AppendMessages implements store.BatchAppender: one request to the writer,
+// so the messages share one commit and one fsync.
+func (s *Store) AppendMessages(ctx context.Context, ms []chat.Message) ([]store.Appended, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	var res []store.Appended
+	err := s.submit(ctx, func(w *writer) (err error) {
+		res, err = w.appendMessages(ms)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 func (s *Store) Messages(ctx context.Context, conversationID string, before int64, limit int) ([]chat.Message, error) {
 	if err := s.reading(); err != nil {
 		return nil, err

@@ -736,6 +736,77 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 		return store.Appended{}, fmt.Errorf("pebblestore: conversation %s: %w", m.ConversationID, store.ErrNotFound)
 	}
 	// A repeat answers the first result, even if the sender has left since.
+	if first, found, err := w.repeat(&m); err != nil || found {
+		return first, err
+	}
+	if !c.HasMember(m.Sender) {
+		return store.Appended{}, fmt.Errorf("pebblestore: %s in conversation %s: %w", m.Sender, m.ConversationID, store.ErrNotFound)
+	}
+	if err := w.loadCursors(c.Members); err != nil {
+		return store.Appended{}, err
+	}
+	return w.put(c, m, true), nil
+}
+
+// appendMessages appends ms, of one sender to one conversation, in order.
+// Everything that reads (and so may fail) is done before the first write,
+// so that an error leaves the batch untouched.
+func (w *writer) appendMessages(ms []chat.Message) ([]store.Appended, error) {
+	first := ms[0]
+	for _, m := range ms[1:] {
+		if m.ConversationID != first.ConversationID || m.Sender != first.Sender {
+			return nil, errors.New("pebblestore: a batch of appends mixes conversations or senders")
+		}
+	}
+	c, err := w.conversation(first.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil || !c.HasMember(first.Sender) {
+		return nil, fmt.Errorf("pebblestore: %s in conversation %s: %w", first.Sender, first.ConversationID, store.ErrNotFound)
+	}
+	if err := w.loadCursors(c.Members); err != nil {
+		return nil, err
+	}
+	res := make([]store.Appended, len(ms))
+	isNew := make([]bool, len(ms))
+	for i := range ms {
+		r, found, err := w.repeat(&ms[i])
+		if err != nil {
+			return nil, err
+		}
+		res[i], isNew[i] = r, !found
+	}
+	// From here on nothing fails. A client id given twice in ms is a
+	// repeat of the first. Only the last new message moves the sender's
+	// read position: one write instead of one per message.
+	last := -1
+	for i := range ms {
+		if isNew[i] {
+			last = i
+		}
+	}
+	var firstOf map[string]int
+	for i, m := range ms {
+		if !isNew[i] {
+			continue
+		}
+		if j, ok := firstOf[m.ClientID]; ok {
+			res[i] = store.Appended{Message: res[j].Message, Cursor: res[j].Cursor}
+			continue
+		}
+		if firstOf == nil {
+			firstOf = make(map[string]int, len(ms))
+		}
+		firstOf[m.ClientID] = i
+		res[i] = w.put(c, m, i == last)
+	}
+	return res, nil
+}
+
+// repeat looks up an earlier append of m's client id and answers its first
+// result. It only reads.
+func (w *writer) repeat(m *chat.Message) (store.Appended, bool, error) {
 	w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
 	var seq, cursor int64
 	found, err := w.get(w.kbuf, func(v []byte) error {
@@ -745,33 +816,30 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 		seq, cursor = int64(be.Uint64(v)), int64(be.Uint64(v[8:]))
 		return nil
 	})
+	if err != nil || !found {
+		return store.Appended{}, false, err
+	}
+	w.kbuf = messageKey(w.kbuf[:0], m.ConversationID, seq)
+	var first chat.Message
+	found, err = w.get(w.kbuf, func(v []byte) error {
+		var err error
+		first, err = decodeMessage(v, m.ConversationID, seq)
+		return err
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("pebblestore: message %s/%d is missing", m.ConversationID, seq)
+	}
 	if err != nil {
-		return store.Appended{}, err
+		return store.Appended{}, false, err
 	}
-	if found {
-		w.kbuf = messageKey(w.kbuf[:0], m.ConversationID, seq)
-		var first chat.Message
-		found, err := w.get(w.kbuf, func(v []byte) error {
-			var err error
-			first, err = decodeMessage(v, m.ConversationID, seq)
-			return err
-		})
-		if err == nil && !found {
-			err = fmt.Errorf("pebblestore: message %s/%d is missing", m.ConversationID, seq)
-		}
-		if err != nil {
-			return store.Appended{}, err
-		}
-		return store.Appended{Message: first, Cursor: cursor}, nil
-	}
-	if !c.HasMember(m.Sender) {
-		return store.Appended{}, fmt.Errorf("pebblestore: %s in conversation %s: %w", m.Sender, m.ConversationID, store.ErrNotFound)
-	}
-	if err := w.loadCursors(c.Members); err != nil {
-		return store.Appended{}, err
-	}
+	return store.Appended{Message: first, Cursor: cursor}, true, nil
+}
 
-	// Checks done; from here on nothing fails.
+// put appends m, a new message of a member, to c: the checks are done and
+// the members' cursors loaded, so it cannot fail. The sender's read position
+// moves to m unless setRead is false (a later put of the batch moves it).
+func (w *writer) put(c *chat.Conversation, m chat.Message, setRead bool) store.Appended {
+	var cursor int64
 	m.Seq = c.LastSeq + 1
 	if _, ok := w.newMessages[m.ConversationID]; !ok {
 		w.newMessages[m.ConversationID] = m.Seq
@@ -795,9 +863,11 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 	w.vbuf = be.AppendUint64(be.AppendUint64(w.vbuf[:0], uint64(m.Seq)), uint64(cursor))
 	w.set(w.kbuf, w.vbuf)
 
-	w.kbuf = readKey(w.kbuf[:0], m.ConversationID, m.Sender)
-	w.vbuf = be.AppendUint64(w.vbuf[:0], uint64(m.Seq))
-	w.set(w.kbuf, w.vbuf)
+	if setRead {
+		w.kbuf = readKey(w.kbuf[:0], m.ConversationID, m.Sender)
+		w.vbuf = be.AppendUint64(w.vbuf[:0], uint64(m.Seq))
+		w.set(w.kbuf, w.vbuf)
+	}
 
 	// The cached conversation is shared with earlier answers of this
 	// writer only through copies, so it may change in place. Its head and
@@ -809,7 +879,7 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 	if m.Meta != nil {
 		m.Meta = append(json.RawMessage(nil), m.Meta...)
 	}
-	return store.Appended{Message: m, Cursor: cursor, Deliveries: deliveries, Created: true}, nil
+	return store.Appended{Message: m, Cursor: cursor, Deliveries: deliveries, Created: true}
 }
 
 // readSeq returns member's read position in conv (0 when none is stored).
