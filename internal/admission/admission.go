@@ -166,6 +166,19 @@ func (c *Controller) Admit(app chat.App, user chat.Address, k Class) (release fu
 	if k != Send {
 		return release, nil
 	}
+	if err := c.Charge(app, user); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// Charge takes one message from app's and user's send rates, or refuses
+// with rate_limited. Admit of a Send does it for the first message; a
+// caller sending several messages in one call charges each further one.
+func (c *Controller) Charge(app chat.App, user chat.Address) error {
+	lim := c.Limits(app)
+	a := c.app(app.ID)
 	now := c.now()
 	// The app's bucket first: when the user's then refuses, the app's
 	// token goes back, so that one user's excess costs the app nothing.
@@ -173,17 +186,15 @@ func (c *Controller) Admit(app chat.App, user chat.Address, k Class) (release fu
 	ok, wait := a.bucket.take(now, float64(lim.SendsPerSecond), lim.Burst)
 	a.mu.Unlock()
 	if !ok {
-		release()
-		return nil, refuse(chat.RateLimited, wait, "%s is over its limit of %d messages per second; retry after the time in Retry-After", app.ID, lim.SendsPerSecond)
+		return refuse(chat.RateLimited, wait, "%s is over its limit of %d messages per second; retry after the time in Retry-After", app.ID, lim.SendsPerSecond)
 	}
 	if ok, wait := c.users.take(user, now, float64(lim.UserSendsPerSecond), lim.UserBurst); !ok {
 		a.mu.Lock()
 		a.bucket.give(lim.Burst)
 		a.mu.Unlock()
-		release()
-		return nil, refuse(chat.RateLimited, wait, "you are over your limit of %d messages per second; retry after the time in Retry-After", lim.UserSendsPerSecond)
+		return refuse(chat.RateLimited, wait, "you are over your limit of %d messages per second; retry after the time in Retry-After", lim.UserSendsPerSecond)
 	}
-	return release, nil
+	return nil
 }
 
 // Connect lets one more live session of app open, or refuses it. On

@@ -61,8 +61,8 @@ const cacheSize = 1 << 16
 
 // Service is safe for concurrent use.
 type Service struct {
-	st  store.Store // with deadlines
-	raw store.Store // as given, for Store()
+	st  timeoutStore // the store with deadlines
+	raw store.Store  // as given, for Store()
 	adm *admission.Controller
 	bus bus.Bus
 	now func() time.Time
@@ -78,7 +78,7 @@ type Service struct {
 
 // New returns a Service over cfg.Store.
 func New(cfg Config) *Service {
-	s := &Service{st: cfg.Store, raw: cfg.Store, adm: cfg.Admission, bus: cfg.Bus, now: cfg.Now, log: cfg.Logger, ttl: cfg.CacheTTL, obs: cfg.Observer,
+	s := &Service{raw: cfg.Store, adm: cfg.Admission, bus: cfg.Bus, now: cfg.Now, log: cfg.Logger, ttl: cfg.CacheTTL, obs: cfg.Observer,
 		apps:   newCache[string, chat.App](cacheSize),
 		tokens: newCache[string, chat.Address](cacheSize),
 		convs:  newCache[string, chat.Conversation](cacheSize),
@@ -227,14 +227,25 @@ func (s *Service) publish(ctx context.Context, deliveries []chat.Delivery, u cha
 // publishMessage is publish for a new message, with its JSON: one
 // allocation for the events and their updates together.
 func (s *Service) publishMessage(ctx context.Context, deliveries []chat.Delivery, m *chat.Message, mj []byte) {
-	if s.bus == nil || len(deliveries) == 0 {
-		return
-	}
-	events := make([]bus.Event, len(deliveries))
+	s.publishEvents(ctx, appendMessageEvents(nil, deliveries, m, mj))
+}
+
+// appendMessageEvents appends the events of message m (encoded as mj) for
+// its deliveries.
+func appendMessageEvents(events []bus.Event, deliveries []chat.Delivery, m *chat.Message, mj []byte) []bus.Event {
 	updates := make([]chat.Update, len(deliveries))
 	for i, d := range deliveries {
 		updates[i] = chat.Update{Cursor: d.Cursor, Type: chat.UpdateMessage, Message: m}
-		events[i] = bus.Event{User: d.User, Update: &updates[i], MessageJSON: mj}
+		events = append(events, bus.Event{User: d.User, Update: &updates[i], MessageJSON: mj})
+	}
+	return events
+}
+
+// publishEvents publishes events in one call; a failure is logged, since
+// sessions backfill what the bus lost.
+func (s *Service) publishEvents(ctx context.Context, events []bus.Event) {
+	if s.bus == nil || len(events) == 0 {
+		return
 	}
 	if err := s.bus.Publish(ctx, events...); err != nil {
 		s.log.Warn("bus publish failed; sessions will backfill", "err", err, "events", len(events))
