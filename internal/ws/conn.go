@@ -87,7 +87,7 @@ type conn struct {
 
 	// serial holds, per conversation with an operation running, the
 	// operations waiting their turn.
-	serial map[string][]func(context.Context)
+	serial map[string][]op
 
 	// The stream.
 	last     int64 // cursor of the last update queued
@@ -241,34 +241,27 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) {
 	}
 	switch f.Type {
 	case "send":
-		c.startOp(f.Ref, f.ConversationID, func(ctx context.Context) {
-			sent, err := c.srv.svc.Send(ctx, c.user, messaging.SendRequest{
-				ConversationID: f.ConversationID, ClientID: f.ClientID, Body: f.Body, Meta: f.Meta,
-			})
-			if err != nil {
-				c.sendError(f.Ref, err)
-				return
-			}
-			c.queueFrame(encodeAckSend(f.Ref, &sent.Message, sent.MessageJSON, sent.Cursor))
-		})
+		c.startOp(f.ConversationID, op{ref: f.Ref, send: &messaging.SendRequest{
+			ConversationID: f.ConversationID, ClientID: f.ClientID, Body: f.Body, Meta: f.Meta,
+		}})
 	case "read":
-		c.startOp(f.Ref, f.ConversationID, func(ctx context.Context) {
+		c.startOp(f.ConversationID, op{ref: f.Ref, fn: func(ctx context.Context) {
 			readSeq, err := c.srv.svc.MarkRead(ctx, c.user, f.ConversationID, f.Seq)
 			if err != nil {
 				c.sendError(f.Ref, err)
 				return
 			}
 			c.queueFrame(encode(ackReadFrame{Type: "ack", Ref: f.Ref, ReadSeq: readSeq}))
-		})
+		}})
 	case "typing":
 		if !c.typingBucket.allow(time.Now(), c.srv.cfg.TypingPerSecond, c.srv.cfg.TypingBurst) {
 			return // best effort; see the package doc
 		}
-		c.startOp(f.Ref, "", func(ctx context.Context) {
+		c.startOp("", op{ref: f.Ref, fn: func(ctx context.Context) {
 			if err := c.srv.svc.Typing(ctx, c.user, f.ConversationID); err != nil {
 				c.sendError(f.Ref, err)
 			}
-		})
+		}})
 	case "ping":
 		c.queueFrame(encode(pongFrame{Type: "pong", Ref: f.Ref}))
 	case "":
@@ -289,25 +282,44 @@ func (c *conn) bad(ref, msg string) {
 }
 
 func (c *conn) sendError(ref string, err error) {
+	c.queueFrame(c.errorFrame(ref, err))
+}
+
+// errorFrame encodes the answer to a failed operation; an internal error
+// is logged.
+func (c *conn) errorFrame(ref string, err error) []byte {
 	ce := apiError(err)
 	if ce.Code == chat.Internal {
 		c.srv.log.Error("ws: operation failed", "user", c.user, "request_id", c.reqID, "ref", ref, "err", err)
 	}
-	c.queueFrame(encode(errorFrame{Type: "error", Ref: ref, Error: ce}))
+	return encode(errorFrame{Type: "error", Ref: ref, Error: ce})
 }
+
+// op is one operation of a session: a send, or any other call (fn).
+type op struct {
+	ref  string
+	send *messaging.SendRequest
+	fn   func(ctx context.Context)
+}
+
+// maxSendBatch bounds the sends to one conversation that one call to the
+// Service carries.
+const maxSendBatch = 64
 
 // startOp runs an operation on a goroutine, at most MaxInFlight at once
 // per socket (counting those waiting their turn): past that, the reading
 // goroutine waits here, and the client's frames wait in TCP buffers.
 // Operations with the same non-empty key (a conversation) run one after
 // another in the order the client sent them, so that a client pipelining
-// sends to a conversation gets them stored in that order; operations on
+// sends to a conversation gets them stored in that order; the sends that
+// queued while one ran go to the Service together (SendBatch: one store
+// write, one publish, and their acks in one socket write). Operations on
 // different conversations run in parallel.
-func (c *conn) startOp(ref, key string, op func(ctx context.Context)) {
+func (c *conn) startOp(key string, o op) {
 	c.mu.Lock()
 	if c.shutting {
 		c.mu.Unlock()
-		c.sendError(ref, chat.Errorf(chat.Unavailable, "the server is shutting down; reconnect and send again"))
+		c.sendError(o.ref, chat.Errorf(chat.Unavailable, "the server is shutting down; reconnect and send again"))
 		return
 	}
 	c.ops.Add(1)
@@ -330,12 +342,12 @@ func (c *conn) startOp(ref, key string, op func(ctx context.Context)) {
 	c.mu.Lock()
 	if key != "" {
 		if q, busy := c.serial[key]; busy {
-			c.serial[key] = append(q, op)
+			c.serial[key] = append(q, o)
 			c.mu.Unlock()
 			return
 		}
 		if c.serial == nil {
-			c.serial = make(map[string][]func(context.Context))
+			c.serial = make(map[string][]op)
 		}
 		c.serial[key] = nil // present: busy
 	}
@@ -343,12 +355,19 @@ func (c *conn) startOp(ref, key string, op func(ctx context.Context)) {
 	c.mu.Unlock()
 	go func() {
 		defer c.bg.Done()
+		batch := []op{o}
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-			op(ctx)
+			if batch[0].send != nil {
+				c.runSends(ctx, batch)
+			} else {
+				batch[0].fn(ctx)
+			}
 			cancel()
-			<-c.sem
-			c.ops.Done()
+			for range batch {
+				<-c.sem
+				c.ops.Done()
+			}
 			if key == "" {
 				return
 			}
@@ -362,11 +381,42 @@ func (c *conn) startOp(ref, key string, op func(ctx context.Context)) {
 				c.mu.Unlock()
 				return
 			}
-			op = q[0]
-			c.serial[key] = q[1:]
+			// The next operation, with the sends right behind it when it
+			// is a send.
+			n := 1
+			if q[0].send != nil {
+				for n < len(q) && n < maxSendBatch && q[n].send != nil {
+					n++
+				}
+			}
+			batch = append(batch[:0], q[:n]...)
+			c.serial[key] = q[n:]
 			c.mu.Unlock()
 		}
 	}()
+}
+
+// runSends sends batch (sends to one conversation, in the client's order)
+// and queues their answers together.
+func (c *conn) runSends(ctx context.Context, batch []op) {
+	reqs := make([]messaging.SendRequest, len(batch))
+	for i, o := range batch {
+		reqs[i] = *o.send
+	}
+	results := c.srv.svc.SendBatch(ctx, c.user, reqs)
+	frames := make([][]byte, len(batch))
+	for i, r := range results {
+		if r.Err != nil {
+			frames[i] = c.errorFrame(batch[i].ref, r.Err)
+			continue
+		}
+		frames[i] = encodeAckSend(batch[i].ref, &r.Sent.Message, r.Sent.MessageJSON, r.Sent.Cursor)
+	}
+	c.mu.Lock()
+	for _, b := range frames {
+		c.enqueue(item{b: b})
+	}
+	c.mu.Unlock()
 }
 
 // queueFrame queues a frame that is not an update.

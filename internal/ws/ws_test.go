@@ -632,3 +632,73 @@ func TestTooSlowCloseNamesCursor(t *testing.T) {
 		t.Fatalf("ready at %d, want %d", cur, senders*perSender+1)
 	}
 }
+
+// TestPipelinedSendsKeepOrder pipelines sends to one conversation, with a
+// bad one and a read receipt among them: the server takes the queued sends
+// together, but each gets its own answer, and they are stored in the order
+// written.
+func TestPipelinedSendsKeepOrder(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	conv := twoApps(e)
+	a := e.dial(e.token(alice), 1)
+	b := e.dial(e.token(bob), 1)
+	a.readUntilReady()
+	b.readUntilReady()
+
+	const n = 60
+	for i := range n {
+		f := map[string]any{"type": "send", "ref": fmt.Sprintf("s%d", i), "conversation_id": conv, "client_id": fmt.Sprintf("c-%d", i), "body": fmt.Sprintf("m%d", i)}
+		switch i {
+		case 10:
+			f["body"] = "" // refused alone
+		case 20:
+			f["client_id"] = "c-5" // a repeat of an earlier one
+		case 30:
+			f = map[string]any{"type": "read", "ref": "s30", "conversation_id": conv, "seq": 1}
+		}
+		a.write(f)
+	}
+	answers := map[string]frame{}
+	for len(answers) < n {
+		f := a.next()
+		if f.Type == "ack" || f.Type == "error" {
+			answers[f.Ref] = f
+		}
+	}
+	var seq int64
+	for i := range n {
+		f := answers[fmt.Sprintf("s%d", i)]
+		switch i {
+		case 10:
+			if f.Type != "error" || f.Error.Code != chat.InvalidArgument {
+				t.Errorf("the empty send: %s", f.Raw)
+			}
+		case 20:
+			if f.Type != "ack" || f.Message.Seq != 6 || f.Message.Body != "m5" {
+				t.Errorf("the repeat of c-5: %s", f.Raw)
+			}
+		case 30:
+			if f.Type != "ack" || f.ReadSeq < 1 {
+				t.Errorf("the read: %s", f.Raw)
+			}
+		default:
+			seq++
+			if f.Type != "ack" || f.Message.Seq != seq || f.Message.Body != fmt.Sprintf("m%d", i) {
+				t.Fatalf("send %d: %s, want seq %d", i, f.Raw, seq)
+			}
+		}
+	}
+	// Bob sees every message once, in order, then alice's read receipt
+	// somewhere after message 1.
+	var got int64
+	for got < seq {
+		f, _ := b.nextOf("update")
+		if f.Update.Type != chat.UpdateMessage {
+			continue
+		}
+		got++
+		if f.Update.Message.Seq != got {
+			t.Fatalf("bob got seq %d where %d was due", f.Update.Message.Seq, got)
+		}
+	}
+}
