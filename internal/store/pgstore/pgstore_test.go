@@ -91,6 +91,9 @@ func (s *twoNodes) UpdateMembers(ctx context.Context, id string, now time.Time, 
 func (s *twoNodes) AppendMessage(ctx context.Context, m chat.Message) (store.Appended, error) {
 	return s.next().AppendMessage(ctx, m)
 }
+func (s *twoNodes) AppendMessages(ctx context.Context, ms []chat.Message) ([]store.Appended, error) {
+	return s.next().AppendMessages(ctx, ms)
+}
 func (s *twoNodes) Messages(ctx context.Context, id string, before int64, limit int) ([]chat.Message, error) {
 	return s.next().Messages(ctx, id, before, limit)
 }
