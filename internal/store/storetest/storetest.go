@@ -76,6 +76,23 @@ func Run(t *testing.T, h Harness) {
 			cases []testCase
 		}{"Persist", persistCases})
 	}
+	// The batch cases are for backends that have the optional interface:
+	// one store opened up front tells.
+	probe := h.Open(t)
+	_, batches := probe.(store.BatchAppender)
+	if err := probe.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if batches {
+		cases := batchCases
+		if h.Reopen != nil {
+			cases = append(slices.Clip(cases), batchPersistCases...)
+		}
+		groups = append(groups, struct {
+			name  string
+			cases []testCase
+		}{"AppendMessages", cases})
+	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			for _, c := range g.cases {
