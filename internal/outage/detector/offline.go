@@ -18,7 +18,10 @@ import (
 //   - a record test: a value beyond the highest (lowest) the series has
 //     ever taken, by a margin relative to its range;
 //   - a sustained record: the same test on a short average of the values,
-//     a new extreme that lasts rather than one wild row.
+//     a new extreme that lasts rather than one wild row;
+//   - novelty: a burst of shapes never seen before (the last few values,
+//     quantised within the series' range, as one word of a fixed-size
+//     table), a change of pattern that stays within the usual range.
 //
 // The first three are also judged against their own recent peak and their
 // peak at this hour of the day (see Echo); the record test is also exempt
@@ -48,6 +51,15 @@ type offlineParams struct {
 	// SustainAlpha is the weight of a row in the short average the
 	// sustained record watches; SustainMargin its margin, as RecordMargin.
 	SustainAlpha, SustainMargin float64
+
+	// Novelty quantises each value into NoveltyLevels levels of the range
+	// seen so far and makes a word of the last NoveltyLength levels; a row
+	// is novel when its word has never occurred. NoveltyAlpha is the weight
+	// of a row in the short average of novel rows, NoveltyRate the share at
+	// which it fires, and NoveltyEcho the share of its own recent peak
+	// (EchoHalfLife) it must reach, as Echo.
+	NoveltyLevels, NoveltyLength           int
+	NoveltyAlpha, NoveltyRate, NoveltyEcho float64
 
 	// Echo and EchoHalfLife: the seasonal, likelihood and CUSUM detectors
 	// can open an onset only with an excess of at least Echo times the
@@ -85,10 +97,17 @@ func defaultOfflineParams() offlineParams {
 		RecordMargin:  0.1,
 		SustainAlpha:  0.2,
 		SustainMargin: 0.05,
-		Echo:          0.3,
-		EchoHalfLife:  288,
-		DayEcho:       0.8,
-		DayHalfLife:   3000,
+
+		NoveltyLevels: 6,
+		NoveltyLength: 4,
+		NoveltyAlpha:  0.1,
+		NoveltyRate:   0.5,
+		NoveltyEcho:   1,
+
+		Echo:         0.3,
+		EchoHalfLife: 288,
+		DayEcho:      0.8,
+		DayHalfLife:  3000,
 
 		Warmup:     150,
 		Refractory: 115,
@@ -173,18 +192,61 @@ func (r *record) observe(v, margin float64) float64 {
 	return e
 }
 
+// novelty watches for words (the last few quantised values) never seen
+// before. Its table is fixed-size: NoveltyLevels^NoveltyLength counters.
+type novelty struct {
+	seen  []uint32
+	word  int
+	n     int
+	short float64 // short average of novel rows
+}
+
+func newNovelty(p *offlineParams) novelty {
+	size := 1
+	for range p.NoveltyLength {
+		size *= p.NoveltyLevels
+	}
+	return novelty{seen: make([]uint32, size)}
+}
+
+// observe quantises v within [lo, hi], the range seen before this row, and
+// returns the excess of the short rate of novel words.
+func (w *novelty) observe(v, lo, hi float64, p *offlineParams) float64 {
+	q := 0
+	if hi > lo {
+		q = int(float64(p.NoveltyLevels) * (v - lo) / (hi - lo))
+	}
+	q = max(0, min(p.NoveltyLevels-1, q))
+	w.word = (w.word*p.NoveltyLevels + q) % len(w.seen)
+	novel := 0.0
+	if w.seen[w.word] == 0 {
+		novel = 1
+	}
+	if w.seen[w.word] < math.MaxUint32 {
+		w.seen[w.word]++
+	}
+	w.short += p.NoveltyAlpha * (novel - w.short)
+	w.n++
+	if w.n <= p.NoveltyLength+30 {
+		return 0 // every word is new at first
+	}
+	return w.short / p.NoveltyRate
+}
+
 // offline is the per-file state of RunCSV: constant size, constant work
 // per row.
 type offline struct {
-	p     offlineParams
-	s     *Series
-	like  likelihood
-	cs    cusum
-	rec   record
-	sus   record     // the sustained record, on avg
-	avg   float64    // short average of the values
-	peak  [3]float64 // recent peak excess of the Series, likelihood and CUSUM
-	decay float64    // per-row decay of peak
+	p       offlineParams
+	s       *Series
+	like    likelihood
+	cs      cusum
+	rec     record
+	sus     record  // the sustained record, on avg
+	avg     float64 // short average of the values
+	nov     novelty
+	novPeak float64    // recent peak excess of nov
+	peak    [3]float64 // recent peak excess of the Series, likelihood and CUSUM
+	decay   float64    // per-row decay of peak
 	// Peak excess of each of the three at each hour of the day, as of row
 	// dayAt (decayed lazily when read).
 	dayPeak [24][3]float64
@@ -197,6 +259,7 @@ func newOffline(p offlineParams) *offline {
 	return &offline{
 		p: p, s: NewSeries(p.Series, Both), since: p.Refractory,
 		decay: math.Exp2(-1 / p.EchoHalfLife),
+		nov:   newNovelty(&p),
 	}
 }
 
@@ -215,13 +278,15 @@ func (o *offline) observe(t time.Time, v float64) float64 {
 		o.like.observe(math.Abs(v-pt.Norm)/pt.Spread, p),
 		o.cs.observe(v, p),
 	}
+	nov := min(o.nov.observe(v, o.rec.lo, o.rec.hi, p), maxExcess)
 	rec := min(o.rec.observe(v, p.RecordMargin), maxExcess)
 	if o.n == 0 {
 		o.avg = v
 	}
 	o.avg += p.SustainAlpha * (v - o.avg)
 	sus := min(o.sus.observe(o.avg, p.SustainMargin), maxExcess)
-	e, fresh := max(rec, sus), sus >= 1
+	e, fresh := max(rec, sus, nov), sus >= 1 || nov >= 1 && nov >= p.NoveltyEcho*o.novPeak
+	o.novPeak = max(o.novPeak*o.decay, nov)
 	h := t.Hour()
 	for k, x := range ex {
 		if !(x >= 0) { // NaN
