@@ -23,9 +23,10 @@ import (
 //     quantised within the series' range, as one word of a fixed-size
 //     table), a change of pattern that stays within the usual range.
 //
-// The first three are also judged against their own recent peak and their
-// peak at this hour of the day (see Echo); the record test is also exempt
-// from the refractory period. The values were chosen on the NAB corpus in ../shared/nab (see
+// The first three are also judged against their own recent peak (see
+// Echo) and open an onset only with a value beyond any this hour of the
+// day has seen; the record test is also exempt from the refractory period.
+// The values were chosen on the NAB corpus in ../shared/nab (see
 // docs/outage-detector.md), the same for every file.
 type offlineParams struct {
 	Series Config
@@ -70,13 +71,6 @@ type offlineParams struct {
 	Echo         float64
 	EchoHalfLife float64
 
-	// DayEcho and DayHalfLife: the same detectors must also reach DayEcho
-	// times the largest excess they had at this hour of the day (that peak
-	// halves every DayHalfLife rows): a spike that comes back at the same
-	// hour every day is the series' routine (a nightly job), not news.
-	DayEcho     float64
-	DayHalfLife float64
-
 	// Warmup is the number of rows learnt without any onset; Refractory the
 	// least number of rows between two onsets, about the width of a NAB
 	// window: an episode is paged once, a new one can be paged soon after.
@@ -106,8 +100,6 @@ func defaultOfflineParams() offlineParams {
 
 		Echo:         0.3,
 		EchoHalfLife: 288,
-		DayEcho:      0.8,
-		DayHalfLife:  3000,
 
 		Warmup:     150,
 		Refractory: 115,
@@ -247,12 +239,12 @@ type offline struct {
 	novPeak float64    // recent peak excess of nov
 	peak    [3]float64 // recent peak excess of the Series, likelihood and CUSUM
 	decay   float64    // per-row decay of peak
-	// Peak excess of each of the three at each hour of the day, as of row
-	// dayAt (decayed lazily when read).
-	dayPeak [24][3]float64
-	dayAt   [24][3]int
-	n       int
-	since   int // rows since the last onset
+	// The highest and lowest value seen at each hour of the day (valid once
+	// hourSeen).
+	hourHi, hourLo [24]float64
+	hourSeen       [24]bool
+	n              int
+	since          int // rows since the last onset
 }
 
 func newOffline(p offlineParams) *offline {
@@ -287,19 +279,25 @@ func (o *offline) observe(t time.Time, v float64) float64 {
 	sus := min(o.sus.observe(o.avg, p.SustainMargin), maxExcess)
 	e, fresh := max(rec, sus, nov), sus >= 1 || nov >= 1 && nov >= p.NoveltyEcho*o.novPeak
 	o.novPeak = max(o.novPeak*o.decay, nov)
+	// A spike the series makes at this hour every day (a nightly job) is
+	// routine however surprising it looks to the three detectors that
+	// follow: they open an onset only beyond the range of this hour.
 	h := t.Hour()
+	beyond := !o.hourSeen[h] || v > o.hourHi[h] || v < o.hourLo[h]
+	if !o.hourSeen[h] {
+		o.hourSeen[h], o.hourHi[h], o.hourLo[h] = true, v, v
+	}
+	o.hourHi[h], o.hourLo[h] = max(o.hourHi[h], v), min(o.hourLo[h], v)
 	for k, x := range ex {
 		if !(x >= 0) { // NaN
 			x = 0
 		}
 		x = min(x, maxExcess)
 		e = max(e, x)
-		day := o.dayPeak[h][k] * math.Exp2(-float64(o.n-o.dayAt[h][k])/p.DayHalfLife)
-		if x >= 1 && x >= p.Echo*o.peak[k] && x >= p.DayEcho*day {
+		if beyond && x >= 1 && x >= p.Echo*o.peak[k] {
 			fresh = true
 		}
 		o.peak[k] = max(o.peak[k]*o.decay, x)
-		o.dayPeak[h][k], o.dayAt[h][k] = max(day, x), o.n
 	}
 	o.n++
 	o.since++
