@@ -780,26 +780,22 @@ func (w *writer) appendMessages(ms []chat.Message) ([]store.Appended, error) {
 	// From here on nothing fails. A client id given twice in ms is a
 	// repeat of the first. Only the last new message moves the sender's
 	// read position: one write instead of one per message.
+	firstOf := make(map[string]int, len(ms))
 	last := -1
-	for i := range ms {
-		if isNew[i] {
+	for i, m := range ms {
+		if _, dup := firstOf[m.ClientID]; isNew[i] && !dup {
+			firstOf[m.ClientID] = i
 			last = i
 		}
 	}
-	var firstOf map[string]int
 	for i, m := range ms {
-		if !isNew[i] {
-			continue
-		}
-		if j, ok := firstOf[m.ClientID]; ok {
+		switch j := firstOf[m.ClientID]; {
+		case !isNew[i]:
+		case j != i:
 			res[i] = store.Appended{Message: res[j].Message, Cursor: res[j].Cursor}
-			continue
+		default:
+			res[i] = w.put(c, m, i == last)
 		}
-		if firstOf == nil {
-			firstOf = make(map[string]int, len(ms))
-		}
-		firstOf[m.ClientID] = i
-		res[i] = w.put(c, m, i == last)
 	}
 	return res, nil
 }
