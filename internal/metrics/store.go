@@ -31,11 +31,12 @@ const (
 	opBlocked            = "blocked"
 	opPing               = "ping"
 	opCheckpoint         = "checkpoint"
+	opAppendMessages     = "append_messages"
 )
 
 var storeOps = []string{opCreateApp, opApp, opApps, opUpdateApp, opCreateConversation, opConversation,
 	opUpdateMembers, opAppendMessage, opMessages, opMarkRead, opConversations, opUpdates, opBlock,
-	opUnblock, opBlocked, opPing, opCheckpoint}
+	opUnblock, opBlocked, opPing, opCheckpoint, opAppendMessages}
 
 // measuredStore times every call of the store beneath and counts the
 // messages it stores.
@@ -67,7 +68,30 @@ func (m *Metrics) Store(st store.Store) store.Store {
 	if q, ok := st.(queueDepther); ok {
 		m.Gauge("switchboard_store_queue_depth", "Writes waiting for the store's writer.", func() float64 { return float64(q.QueueDepth()) })
 	}
+	if b, ok := st.(store.BatchAppender); ok {
+		return &measuredBatchStore{ms, b}
+	}
 	return ms
+}
+
+// measuredBatchStore is a measuredStore over a store.BatchAppender, which it
+// keeps one: hiding it would make the Service append a batch one message at
+// a time.
+type measuredBatchStore struct {
+	*measuredStore
+	b store.BatchAppender
+}
+
+func (s *measuredBatchStore) AppendMessages(ctx context.Context, ms []chat.Message) ([]store.Appended, error) {
+	start := time.Now()
+	res, err := s.b.AppendMessages(ctx, ms)
+	s.done(opAppendMessages, start, err)
+	for _, r := range res {
+		if r.Created {
+			s.m.messageStored(r.Message.Sender.App())
+		}
+	}
+	return res, err
 }
 
 // done observes a call that began at start; expected outcomes (not found,
