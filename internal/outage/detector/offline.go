@@ -185,44 +185,53 @@ func (r *record) observe(v, margin float64) float64 {
 }
 
 // novelty watches for words (the last few quantised values) never seen
-// before. Its table is fixed-size: NoveltyLevels^NoveltyLength counters.
+// before. Each level takes a fixed number of bits of the word, so the
+// table of words seen is a fixed-size bitset (6 levels, 4 long: 4096 bits).
 type novelty struct {
-	seen  []uint32
-	word  int
-	n     int
-	short float64 // short average of novel rows
+	seen       []uint64
+	bits       uint
+	word, mask uint
+	n          int
+	short      float64 // short average of novel rows
+	// lo, hi and scale = levels/(hi-lo), kept so that a row costs a
+	// division only when the range has grown.
+	lo, hi, scale float64
+	perRate       float64 // 1/NoveltyRate
 }
 
 func newNovelty(p *offlineParams) novelty {
-	size := 1
-	for range p.NoveltyLength {
-		size *= p.NoveltyLevels
+	bits := uint(1)
+	for 1<<bits < p.NoveltyLevels {
+		bits++
 	}
-	return novelty{seen: make([]uint32, size)}
+	size := uint(1) << (bits * uint(p.NoveltyLength))
+	return novelty{
+		seen: make([]uint64, (size+63)/64), bits: bits, mask: size - 1,
+		perRate: 1 / p.NoveltyRate,
+	}
 }
 
 // observe quantises v within [lo, hi], the range seen before this row, and
 // returns the excess of the short rate of novel words.
 func (w *novelty) observe(v, lo, hi float64, p *offlineParams) float64 {
-	q := 0
-	if hi > lo {
-		q = int(float64(p.NoveltyLevels) * (v - lo) / (hi - lo))
+	if lo != w.lo || hi != w.hi {
+		w.lo, w.hi, w.scale = lo, hi, 0
+		if hi > lo {
+			w.scale = float64(p.NoveltyLevels) / (hi - lo)
+		}
 	}
-	q = max(0, min(p.NoveltyLevels-1, q))
-	w.word = (w.word*p.NoveltyLevels + q) % len(w.seen)
-	novel := 0.0
-	if w.seen[w.word] == 0 {
-		novel = 1
-	}
-	if w.seen[w.word] < math.MaxUint32 {
-		w.seen[w.word]++
-	}
+	q := max(0, min(p.NoveltyLevels-1, int((v-lo)*w.scale)))
+	w.word = (w.word<<w.bits | uint(q)) & w.mask
+	// Branch-free: whether a word is new is a coin toss on a noisy series.
+	i, b := w.word/64, w.word%64
+	novel := float64(w.seen[i]>>b&1 ^ 1)
+	w.seen[i] |= 1 << b
 	w.short += p.NoveltyAlpha * (novel - w.short)
 	w.n++
 	if w.n <= p.NoveltyLength+30 {
 		return 0 // every word is new at first
 	}
-	return w.short / p.NoveltyRate
+	return w.short * w.perRate
 }
 
 // offline is the per-file state of RunCSV: constant size, constant work
