@@ -111,6 +111,13 @@ func (h *handle) AppendMessage(ctx context.Context, m chat.Message) (store.Appen
 	return h.data.AppendMessage(ctx, m)
 }
 
+func (h *handle) AppendMessages(ctx context.Context, ms []chat.Message) ([]store.Appended, error) {
+	if err := h.check("append messages"); err != nil {
+		return nil, err
+	}
+	return h.data.AppendMessages(ctx, ms)
+}
+
 func (h *handle) Messages(ctx context.Context, id string, before int64, limit int) ([]chat.Message, error) {
 	if err := h.check("messages"); err != nil {
 		return nil, err
