@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// offlineParams tunes the offline scorer of RunCSV. Four cheap detectors
+// offlineParams tunes the offline scorer of RunCSV. Six cheap detectors
 // vote, the largest excess wins (1 is the threshold of each), and only the
 // onset of an anomaly is flagged:
 //   - the seasonal Series (a spike against the norm for the time of day and
