@@ -16,8 +16,8 @@ const csvTimeLayout = "2006-01-02 15:04:05"
 // line, then rows such as "2014-04-10 07:15:00,42.5") and writes NAB's
 // results format, "timestamp,value,anomaly_score" with a header, one row per
 // input row. Every file gets the same configuration (a seasonal Series with
-// OfflineConfig, flagging deviations in both directions, plus a likelihood
-// of its residuals and a CUSUM; see offline.go).
+// OfflineConfig, flagging deviations in both directions, a likelihood of its
+// residuals, a CUSUM, new records and novel shapes; see offline.go).
 //
 // anomaly_score is in [0, 1] and a row counts as flagged when it is at least
 // 0.5. It scores the start of an anomaly: the onset row carries its score,
