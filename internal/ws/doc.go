@@ -23,8 +23,9 @@
 // The sends to a conversation that queue while one runs go to the Service
 // together (messaging.Service.SendBatch): one store commit, one publish and
 // one socket write for their acks, which is what lets a client with many
-// messages in flight cost the server little per message. Every send and read is answered by an ack or an error frame with its ref;
-// a repeated client_id is acked with the first result.
+// messages in flight cost the server little per message. Every send and
+// read is answered by an ack or an error frame with its ref; a repeated
+// client_id is acked with the first result.
 //
 // # Limits and close codes
 //
