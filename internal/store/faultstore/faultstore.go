@@ -5,10 +5,17 @@
 // fault is lifted.
 //
 // Faults apply to the calls made after Set, until Set again or Clear.
+//
+// Store also implements store.BatchAppender, so that the Service takes its
+// batch path (one AppendMessages per client's pipelined sends) under
+// faults as it does over the bare store; with an inner store that is not a
+// BatchAppender, AppendMessages fails rather than append one by one, which
+// would break the all-or-nothing contract.
 package faultstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,8 +35,8 @@ type Fault struct {
 	// (an answer lost after the commit).
 	Err        error
 	AfterWrite bool
-	// Ops names the methods affected ("AppendMessage", "Ping", ...). Empty:
-	// every method but Close.
+	// Ops names the methods affected ("AppendMessage", "AppendMessages",
+	// "Ping", ...). Empty: every method but Close.
 	Ops []string
 }
 
@@ -43,7 +50,10 @@ type Store struct {
 	injected atomic.Int64
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.BatchAppender = (*Store)(nil)
+)
 
 // New wraps s; no fault is set.
 func New(s store.Store) *Store { return &Store{Store: s} }
@@ -167,6 +177,22 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (store.Append
 	}
 	a, err := s.Store.AppendMessage(ctx, m)
 	return a, after(f, err)
+}
+
+// AppendMessages is the inner store's, with the faults of op
+// "AppendMessages". The inner store must be a store.BatchAppender: else it
+// answers an error wrapping store.ErrUnavailable and stores nothing.
+func (s *Store) AppendMessages(ctx context.Context, ms []chat.Message) ([]store.Appended, error) {
+	f, err := s.before(ctx, "AppendMessages")
+	if err != nil {
+		return nil, err
+	}
+	b, ok := s.Store.(store.BatchAppender)
+	if !ok {
+		return nil, fmt.Errorf("faultstore: the inner store %T cannot append a batch: %w", s.Store, store.ErrUnavailable)
+	}
+	l, err := b.AppendMessages(ctx, ms)
+	return l, after(f, err)
 }
 
 func (s *Store) Messages(ctx context.Context, conversationID string, before int64, limit int) ([]chat.Message, error) {
