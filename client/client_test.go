@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/internal/admission"
 	"github.com/switchboard-chat/switchboard/internal/bus/localbus"
 	"github.com/switchboard-chat/switchboard/internal/httpapi"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
@@ -33,13 +34,19 @@ type node struct {
 
 func startNode(t *testing.T, cfg ws.Config) *node {
 	t.Helper()
+	return startNodeWith(t, cfg, nil)
+}
+
+// startNodeWith is startNode with admission control (nil: none).
+func startNodeWith(t *testing.T, cfg ws.Config, adm *admission.Controller) *node {
+	t.Helper()
 	st, err := pebblestore.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := localbus.New()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc := messaging.New(messaging.Config{Store: st, Bus: b, Logger: log})
+	svc := messaging.New(messaging.Config{Store: st, Bus: b, Logger: log, Admission: adm})
 	api := httpapi.New(httpapi.Config{Service: svc, AdminToken: adminToken, Logger: log})
 	cfg.Service, cfg.Bus, cfg.Logger = svc, b, log
 	wss := ws.New(cfg)

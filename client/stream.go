@@ -83,7 +83,8 @@ type Outgoing struct {
 	done  chan struct{}
 	sent  *Sent
 	err   error
-	tries int // retryable errors answered so far
+	tries int  // retryable errors answered so far
+	retry bool // answered with a retryable error: due at the next retry flush
 }
 
 // Done is closed once the message is resolved.
@@ -141,6 +142,8 @@ type Stream struct {
 	room   chan struct{} // signalled when the outbox shrinks
 	nextID uint64
 	isDown bool // Close has resolved everything; nothing more is accepted
+	// retryDue is set while a retry flush is scheduled (retryLater).
+	retryDue bool
 }
 
 // Connect opens the stream after cursor after (0: from the start). The
@@ -334,6 +337,7 @@ func (s *Stream) serve(l *link) (live bool, err error) {
 	s.wake = wake
 	s.wq = nil
 	for _, o := range s.order {
+		o.retry = false // sent now
 		s.wq = append(s.wq, o.frame)
 	}
 	for _, r := range s.reqs {
@@ -545,18 +549,32 @@ func (s *Stream) resolve(o *Outgoing, sent *Sent, err error) {
 }
 
 // retryLater sends o again after a delay that grows with its failures.
-// s.mu is held.
+// The messages refused meanwhile go with it, in the order they were handed
+// over: one timer per message would resend a refused burst in the order
+// its timers fire, and the server would store it so. s.mu is held.
 func (s *Stream) retryLater(o *Outgoing) {
 	o.tries++
+	o.retry = true
+	if s.retryDue {
+		return
+	}
+	s.retryDue = true
 	d := min(s.c.opts.MinBackoff<<min(o.tries, 10), s.c.opts.MaxBackoff)
 	d = d/2 + mrand.N(d/2+1)
-	time.AfterFunc(d, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if _, ok := s.outbox[o.ClientID]; ok {
+	time.AfterFunc(d, s.flushRetries)
+}
+
+// flushRetries sends again, in outbox order, the messages due for a retry.
+func (s *Stream) flushRetries() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retryDue = false
+	for _, o := range s.order {
+		if o.retry {
+			o.retry = false
 			s.write(o.frame)
 		}
-	})
+	}
 }
 
 // Send puts a message in the outbox and returns at once, or waits while
