@@ -247,13 +247,14 @@ func TestBatchedSendsUnderStoreFaults(t *testing.T) {
 	}
 	t.Logf("messages stored in the batch of the one before, by phase: %v", sharedBy)
 	// Each sender's messages are stored in the order handed over, but for
-	// the refused phase: client.Stream sends each refused message again
-	// after its own jittered backoff (Stream.retryLater), so once the store
-	// is back they arrive, and are stored, in the order their timers fire.
-	// The server keeps the order it receives (one conversation's sends run
-	// one after another); the client does not keep it across retries.
-	// Phases stay apart (each waits for its answers), so only the order
-	// within that phase is left free; how far it strayed is logged.
+	// the refused phase: client.Stream sends the messages refused meanwhile
+	// again together, in outbox order (Stream.retryLater), so they mostly
+	// keep their order; but one refused twice can be resent after later
+	// ones already went out, and land behind them when the store comes
+	// back between the two. The server keeps the order it receives (one
+	// conversation's sends run one after another). Phases stay apart (each
+	// waits for its answers), so only the order within that phase is left
+	// free; how far it strayed is logged.
 	const refusedPhase = 2
 	for _, s := range senders {
 		inversions := 0

@@ -50,7 +50,7 @@ func TestStoreFaultsQuick503NoPartialWritesFullRecovery(t *testing.T) {
 	}{
 		{"errors", faultstore.Fault{Err: store.ErrUnavailable}, time.Second, false},
 		{"latency beyond the timeout", faultstore.Fault{Delay: time.Minute}, storeTimeout + time.Second, false},
-		{"answers lost after the commit", faultstore.Fault{Err: store.ErrUnavailable, AfterWrite: true, Ops: []string{"AppendMessage"}}, time.Second, true},
+		{"answers lost after the commit", faultstore.Fault{Err: store.ErrUnavailable, AfterWrite: true, Ops: []string{"AppendMessage", "AppendMessages"}}, time.Second, true},
 	}
 	for p, ph := range phases {
 		n.fs.Set(ph.fault)
@@ -85,7 +85,7 @@ func TestStoreFaultsQuick503NoPartialWritesFullRecovery(t *testing.T) {
 	}
 	// Nothing of what was refused before the lost-answer phase is stored:
 	// look at the store itself, past the fault.
-	n.fs.Set(faultstore.Fault{Err: store.ErrUnavailable, AfterWrite: true, Ops: []string{"AppendMessage"}})
+	n.fs.Set(faultstore.Fault{Err: store.ErrUnavailable, AfterWrite: true, Ops: []string{"AppendMessage", "AppendMessages"}})
 	stored, err := n.svc.Store().Messages(ctx, conv.ID, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
