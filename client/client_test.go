@@ -374,7 +374,14 @@ func TestOutboxExactlyOnceUnderCuts(t *testing.T) {
 	}
 	defer bs.Close()
 
-	const total = 200
+	// At least minTotal messages, and on until minCuts cuts happened, so
+	// that however fast the node stores them, the sends span reconnects.
+	const minTotal, minCuts, maxTotal = 200, 5, 20000
+	cutsSoFar := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.cuts
+	}
 	stopCuts := make(chan struct{})
 	var cutter sync.WaitGroup
 	cutter.Go(func() {
@@ -388,8 +395,11 @@ func TestOutboxExactlyOnceUnderCuts(t *testing.T) {
 		}
 	})
 
-	outs := make([]*client.Outgoing, 0, total)
-	for i := range total {
+	var outs []*client.Outgoing
+	for i := 0; i < minTotal || cutsSoFar() < minCuts; i++ {
+		if i == maxTotal {
+			t.Fatalf("%d messages sent and only %d cuts", i, cutsSoFar())
+		}
 		o, err := as.Send(ctx, conv, fmt.Sprint("m", i), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -399,6 +409,7 @@ func TestOutboxExactlyOnceUnderCuts(t *testing.T) {
 			time.Sleep(time.Millisecond) // spread the sends across cuts
 		}
 	}
+	total := len(outs)
 	seqs := map[int64]string{}
 	for i, o := range outs {
 		sent, err := o.Wait(ctx)
@@ -446,13 +457,11 @@ func TestOutboxExactlyOnceUnderCuts(t *testing.T) {
 	}
 	// The store has each message once: seqs 1..total, nothing more.
 	hist, err := bob.History(ctx, conv, 0, 1)
-	if err != nil || len(hist) != 1 || hist[0].Seq != total {
+	if err != nil || len(hist) != 1 || hist[0].Seq != int64(total) {
 		t.Fatalf("last stored message: %+v %v, want seq %d", hist, err, total)
 	}
-	p.mu.Lock()
-	cuts := p.cuts
-	p.mu.Unlock()
-	if cuts < 3 {
+	cuts := cutsSoFar()
+	if cuts < minCuts {
 		t.Fatalf("only %d cuts happened; the test did not exercise reconnects", cuts)
 	}
 	t.Logf("%d messages through %d cuts", total, cuts)
