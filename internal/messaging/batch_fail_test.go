@@ -43,21 +43,7 @@ func TestSendBatchStoreFailure(t *testing.T) {
 			obs := &recordingObserver{}
 			s := New(Config{Store: fb, Bus: b, Observer: obs, StoreTimeout: 50 * time.Millisecond})
 			const alice, bob = chat.Address("messenger:alice"), chat.Address("messenger:bob")
-			for _, a := range []chat.Address{alice, bob} {
-				if _, err := s.DevLogin(ctx, a.App(), a.User()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c, _, err := s.CreateConversation(ctx, alice, []string{string(bob)}, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got events
-			cancel, err := b.Subscribe(bob, got.add)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cancel()
+			c, got := converse(t, s, b, alice, bob)
 			res := s.SendBatch(ctx, alice, []SendRequest{
 				{ConversationID: c.ID, ClientID: "a", Body: "one"},
 				{ConversationID: c.ID, ClientID: "b", Body: ""},
@@ -105,21 +91,7 @@ func TestSendBatchRepeatThenPublishOrder(t *testing.T) {
 	defer b.Close()
 	s := New(Config{Store: st, Bus: b})
 	const alice, bob = chat.Address("messenger:alice"), chat.Address("messenger:bob")
-	for _, a := range []chat.Address{alice, bob} {
-		if _, err := s.DevLogin(ctx, a.App(), a.User()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, _, err := s.CreateConversation(ctx, alice, []string{string(bob)}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got events
-	cancel, err := b.Subscribe(bob, got.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
+	c, got := converse(t, s, b, alice, bob)
 	var rs []SendRequest
 	for i := range 64 {
 		rs = append(rs, SendRequest{ConversationID: c.ID, ClientID: fmt.Sprint("k", i%40), Body: fmt.Sprint("m", i)})

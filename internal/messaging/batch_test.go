@@ -44,6 +44,29 @@ func TestSendBatch(t *testing.T) {
 	}
 }
 
+// converse signs alice and bob in, makes their conversation, and records
+// what the bus delivers to bob.
+func converse(t *testing.T, s *Service, b bus.Bus, alice, bob chat.Address) (chat.Conversation, *events) {
+	t.Helper()
+	ctx := context.Background()
+	for _, a := range []chat.Address{alice, bob} {
+		if _, err := s.DevLogin(ctx, a.App(), a.User()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _, err := s.CreateConversation(ctx, alice, []string{string(bob)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &events{}
+	cancel, err := b.Subscribe(bob, got.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	return c, got
+}
+
 // events records what the bus delivers to one user, in order.
 type events struct {
 	mu   sync.Mutex
@@ -65,21 +88,7 @@ func testSendBatch(t *testing.T, st store.Store) {
 	adm := admission.New(admission.Config{Now: func() time.Time { return stopped }})
 	s := New(Config{Store: st, Bus: b, Admission: adm})
 	const alice, bob = chat.Address("messenger:alice"), chat.Address("instagram:bob")
-	for _, a := range []chat.Address{alice, bob} {
-		if _, err := s.DevLogin(ctx, a.App(), a.User()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, _, err := s.CreateConversation(ctx, alice, []string{string(bob)}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got events
-	cancel, err := b.Subscribe(bob, got.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
+	c, got := converse(t, s, b, alice, bob)
 
 	first, err := s.Send(ctx, alice, SendRequest{ConversationID: c.ID, ClientID: "c0", Body: "first"})
 	if err != nil {
