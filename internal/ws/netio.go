@@ -39,15 +39,26 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var r io.Reader = nc
-	if n := brw.Reader.Buffered(); n > 0 {
-		// Bytes the client sent right behind its handshake.
-		b, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)
-	}
 	w.cork = &corker{nc: nc, timeout: w.writeTimeout}
-	return nc, bufio.NewReadWriter(bufio.NewReaderSize(r, readBufSize), bufio.NewWriterSize(w.cork, writeBufSize)), nil
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Bytes the client sent right behind its handshake, which net/http
+		// read with the request. They go in front of the socket itself:
+		// the WebSocket library resets the reader we return to read from
+		// the connection, which would drop them from a reader's buffer.
+		b, _ := brw.Reader.Peek(n)
+		nc = &prefixConn{Conn: nc, r: io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)}
+	}
+	return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, readBufSize), bufio.NewWriterSize(w.cork, writeBufSize)), nil
 }
+
+// prefixConn is a connection whose reads first return bytes read from it
+// before.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Unwrap lets http.ResponseController reach the real writer.
 func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

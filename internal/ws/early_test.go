@@ -1,0 +1,130 @@
+package ws_test
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// maskedText encodes a client's text frame (masked, as RFC 6455 requires).
+func maskedText(payload []byte) []byte {
+	var mask [4]byte
+	rand.Read(mask[:])
+	f := []byte{0x81}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, 0x80|byte(n))
+	default:
+		f = append(f, 0x80|126)
+		f = binary.BigEndian.AppendUint16(f, uint16(n))
+	}
+	f = append(f, mask[:]...)
+	for i, b := range payload {
+		f = append(f, b^mask[i%4])
+	}
+	return f
+}
+
+// readServerFrame reads one unmasked frame of the server.
+func readServerFrame(r io.Reader) (opcode byte, payload []byte, err error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	payload = make([]byte, n)
+	_, err = io.ReadFull(r, payload)
+	return h[0] & 0x0f, payload, err
+}
+
+// TestFramesRightBehindTheHandshake sends frames in the same TCP write as
+// the upgrade request, before the 101: the server has read them along with
+// the request, and must hand them to the session instead of dropping them
+// (which left the session reading a frame from its middle, and closing
+// with a protocol error).
+func TestFramesRightBehindTheHandshake(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.app("messenger")
+	tok := e.token(alice)
+	u, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+
+	var k [16]byte
+	rand.Read(k[:])
+	key := base64.StdEncoding.EncodeToString(k[:])
+	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
+		"\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	msg := []byte(req)
+	for _, ref := range []string{"early-1", "early-2", "early-3"} {
+		msg = append(msg, maskedText([]byte(`{"type":"ping","ref":"`+ref+`"}`))...)
+	}
+	if _, err := nc.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+
+	br := bufio.NewReader(nc)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 101 ") {
+		t.Fatalf("handshake answered %q (%v)", status, err)
+	}
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(line) == "" {
+			break
+		}
+		if k, v, _ := strings.Cut(line, ":"); strings.EqualFold(k, "Sec-WebSocket-Accept") && strings.TrimSpace(v) != base64.StdEncoding.EncodeToString(sum[:]) {
+			t.Fatalf("Sec-WebSocket-Accept %q", v)
+		}
+	}
+	want := []string{"early-1", "early-2", "early-3"}
+	for len(want) > 0 {
+		op, p, err := readServerFrame(br)
+		if err != nil {
+			t.Fatalf("reading a frame, %v still unanswered: %v", want, err)
+		}
+		if op == 0x8 {
+			t.Fatalf("the server closed the socket: %q; %v unanswered", p, want)
+		}
+		if s := string(p); strings.Contains(s, `"pong"`) {
+			if !strings.Contains(s, `"ref":"`+want[0]+`"`) {
+				t.Fatalf("pong %s, want ref %s", s, want[0])
+			}
+			want = want[1:]
+		}
+	}
+}
