@@ -3,8 +3,6 @@ package ws_test
 import (
 	"bufio"
 	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/binary"
 	"io"
 	"net"
@@ -79,12 +77,7 @@ func TestFramesRightBehindTheHandshake(t *testing.T) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 
-	var k [16]byte
-	rand.Read(k[:])
-	key := base64.StdEncoding.EncodeToString(k[:])
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
-		"\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	req, key := upgradeRequest(u, tok)
 	msg := []byte(req)
 	for _, ref := range []string{"early-1", "early-2", "early-3"} {
 		msg = append(msg, maskedText([]byte(`{"type":"ping","ref":"`+ref+`"}`))...)
@@ -92,24 +85,9 @@ func TestFramesRightBehindTheHandshake(t *testing.T) {
 	if _, err := nc.Write(msg); err != nil {
 		t.Fatal(err)
 	}
-
 	br := bufio.NewReader(nc)
-	status, err := br.ReadString('\n')
-	if err != nil || !strings.Contains(status, " 101 ") {
-		t.Fatalf("handshake answered %q (%v)", status, err)
-	}
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.TrimSpace(line) == "" {
-			break
-		}
-		if k, v, _ := strings.Cut(line, ":"); strings.EqualFold(k, "Sec-WebSocket-Accept") && strings.TrimSpace(v) != base64.StdEncoding.EncodeToString(sum[:]) {
-			t.Fatalf("Sec-WebSocket-Accept %q", v)
-		}
+	if err := readUpgradeAnswer(br, key); err != nil {
+		t.Fatal(err)
 	}
 	want := []string{"early-1", "early-2", "early-3"}
 	for len(want) > 0 {

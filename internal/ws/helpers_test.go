@@ -319,12 +319,7 @@ func rawDial(t testing.TB, rawURL, tok string) net.Conn {
 }
 
 func rawHandshake(nc net.Conn, u *url.URL, tok string) error {
-	var k [16]byte
-	rand.Read(k[:])
-	key := base64.StdEncoding.EncodeToString(k[:])
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
-		"\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	req, key := upgradeRequest(u, tok)
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	defer nc.SetDeadline(time.Time{})
 	if _, err := nc.Write([]byte(req)); err != nil {
@@ -332,7 +327,25 @@ func rawHandshake(nc net.Conn, u *url.URL, tok string) error {
 	}
 	// Read the answer byte by byte so that no frame after it is consumed
 	// into a buffer we would then drop.
-	r := bufio.NewReaderSize(oneByte{nc}, 16)
+	return readUpgradeAnswer(bufio.NewReaderSize(oneByte{nc}, 16), key)
+}
+
+// upgradeRequest is a WebSocket upgrade request for u with tok, and its
+// Sec-WebSocket-Key.
+func upgradeRequest(u *url.URL, tok string) (req, key string) {
+	var k [16]byte
+	rand.Read(k[:])
+	key = base64.StdEncoding.EncodeToString(k[:])
+	req = "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
+		"\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	return req, key
+}
+
+// readUpgradeAnswer reads the server's answer to an upgrade request with
+// key from r, and checks that it is a 101 with the right
+// Sec-WebSocket-Accept.
+func readUpgradeAnswer(r *bufio.Reader, key string) error {
 	status, err := r.ReadString('\n')
 	if err != nil {
 		return err
