@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -125,6 +126,18 @@ type BatchAppender interface {
 	// does not exist or the sender is not a member. On any error nothing is
 	// stored. An empty ms stores nothing and returns nothing.
 	AppendMessages(ctx context.Context, ms []chat.Message) ([]Appended, error)
+}
+
+// CheckBatch reports an error when ms is not what AppendMessages takes:
+// messages of one sender to one conversation.
+func CheckBatch(ms []chat.Message) error {
+	for i, m := range ms {
+		if m.ConversationID != ms[0].ConversationID || m.Sender != ms[0].Sender {
+			return fmt.Errorf("append %d messages: message %d is to %s from %s, the first to %s from %s",
+				len(ms), i, m.ConversationID, m.Sender, ms[0].ConversationID, ms[0].Sender)
+		}
+	}
+	return nil
 }
 
 // Appended is the result of AppendMessage.

@@ -266,10 +266,8 @@ func (s *Store) AppendMessages(ctx context.Context, ms []chat.Message) ([]store.
 	if !ok || !cv.c.HasMember(first.Sender) {
 		return nil, fmt.Errorf("memstore: append to %s: %w", first.ConversationID, store.ErrNotFound)
 	}
-	for _, m := range ms[1:] {
-		if m.ConversationID != first.ConversationID || m.Sender != first.Sender {
-			return nil, fmt.Errorf("memstore: a batch of appends mixes conversations or senders")
-		}
+	if err := store.CheckBatch(ms); err != nil {
+		return nil, fmt.Errorf("memstore: %w", err)
 	}
 	res := make([]store.Appended, len(ms))
 	for i, m := range ms {

@@ -752,12 +752,10 @@ func (w *writer) appendMessage(m chat.Message) (store.Appended, error) {
 // Everything that reads (and so may fail) is done before the first write,
 // so that an error leaves the batch untouched.
 func (w *writer) appendMessages(ms []chat.Message) ([]store.Appended, error) {
-	first := ms[0]
-	for _, m := range ms[1:] {
-		if m.ConversationID != first.ConversationID || m.Sender != first.Sender {
-			return nil, errors.New("pebblestore: a batch of appends mixes conversations or senders")
-		}
+	if err := store.CheckBatch(ms); err != nil {
+		return nil, fmt.Errorf("pebblestore: %w", err)
 	}
+	first := ms[0]
 	c, err := w.conversation(first.ConversationID)
 	if err != nil {
 		return nil, err

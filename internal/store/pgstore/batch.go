@@ -23,15 +23,14 @@ func (s *Store) AppendMessages(ctx context.Context, ms []chat.Message) ([]store.
 	if len(ms) == 0 {
 		return nil, nil
 	}
+	// Checked before the transaction: do would take a plain error for a
+	// lost connection and retry it.
+	if err := store.CheckBatch(ms); err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
 	convID, sender := ms[0].ConversationID, ms[0].Sender
 	clientIDs := make([]string, len(ms))
 	for i, m := range ms {
-		// Checked before the transaction: do would take a plain error for
-		// a lost connection and retry it.
-		if m.ConversationID != convID || m.Sender != sender {
-			return nil, fmt.Errorf("pgstore: append %d messages: message %d is to %s from %s, the first to %s from %s",
-				len(ms), i, m.ConversationID, m.Sender, convID, sender)
-		}
 		clientIDs[i] = m.ClientID
 	}
 	var res []store.Appended
