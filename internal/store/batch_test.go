@@ -8,7 +8,9 @@ import (
 
 func TestCheckBatch(t *testing.T) {
 	a, b := chat.Address("app:a"), chat.Address("app:b")
-	m := func(conv string, from chat.Address) chat.Message { return chat.Message{ConversationID: conv, Sender: from} }
+	m := func(conv string, from chat.Address) chat.Message {
+		return chat.Message{ConversationID: conv, Sender: from}
+	}
 	for _, ok := range [][]chat.Message{nil, {m("c1", a)}, {m("c1", a), m("c1", a), m("c1", a)}} {
 		if err := CheckBatch(ok); err != nil {
 			t.Errorf("CheckBatch(%v): %v", ok, err)
