@@ -74,7 +74,7 @@ func (r *request) answer(err error) {
 // it.
 type writer struct {
 	db         *pebble.DB
-	b          *pebble.Batch // the batch being built
+	b          sortedBatch // the writes of the batch being built
 	gen        uint64        // the number of the batch being built
 	maxBatch   int
 	maxBytes   int
@@ -245,13 +245,12 @@ func (s *Store) run(w *writer) {
 		}
 		w.forgetApplied(appliedq)
 		w.gen++
-		w.b = w.db.NewBatch()
 		batch := make([]*request, 0, 16)
 		if w.applyOne(first) {
 			batch = append(batch, first)
 		}
 	drain:
-		for len(batch) < w.maxBatch && w.b.Len() < w.maxBytes {
+		for len(batch) < w.maxBatch && w.b.size() < w.maxBytes {
 			select {
 			case r := <-s.reqs:
 				if w.applyOne(r) {
@@ -267,8 +266,7 @@ func (s *Store) run(w *writer) {
 		for id := range w.moved {
 			w.flushConv(id)
 		}
-		b := &built{gen: w.gen, b: w.b, reqs: batch}
-		w.b = nil
+		b := &built{gen: w.gen, b: w.b.build(w.db), reqs: batch}
 		if len(w.newEntries) > 0 || len(w.newMessages) > 0 {
 			s.gate.add(b.gen, w.newEntries, w.newMessages)
 			b.users = make([]chat.Address, 0, len(w.newEntries))
@@ -426,17 +424,12 @@ func (w *writer) get(key []byte, fn func(v []byte) error) (found bool, err error
 // set writes key in the batch; keys that the writer reads back are also
 // recorded in pending.
 func (w *writer) set(key, value []byte) {
-	// Set on a batch fails only on a bug (an already committed batch).
-	if err := w.b.Set(key, value, nil); err != nil {
-		panic(err)
-	}
+	w.b.set(key, value)
 	w.remember(key, value, false)
 }
 
 func (w *writer) del(key []byte) {
-	if err := w.b.Delete(key, nil); err != nil {
-		panic(err)
-	}
+	w.b.del(key)
 	w.remember(key, nil, true)
 }
 
