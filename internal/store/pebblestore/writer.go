@@ -75,7 +75,7 @@ func (r *request) answer(err error) {
 type writer struct {
 	db         *pebble.DB
 	b          sortedBatch // the writes of the batch being built
-	gen        uint64        // the number of the batch being built
+	gen        uint64      // the number of the batch being built
 	maxBatch   int
 	maxBytes   int
 	cacheLimit int
