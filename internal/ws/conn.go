@@ -2,6 +2,7 @@ package ws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -48,16 +49,23 @@ type closeReq struct {
 
 // conn is one WebSocket session.
 //
-// Goroutines: run (reading, then tearing down) lives as long as the
-// session. The writer, the replay/backfill (fill), each operation (send,
-// read, typing), the keepalive ping and the shutdown drain start on demand
-// and are counted in bg; teardown waits for them. Each of them checks dead
-// under mu before it is counted, so none starts after teardown began.
+// Goroutines: one reads the socket while frames come (read), and ends when
+// the socket is idle, handing it to the poller (see sock), which starts
+// another once bytes arrive; the one that sees the socket end tears the
+// session down. Where the socket cannot be parked, the reader lives as
+// long as the session. The writer, the replay/backfill (fill), each
+// operation (send, read, typing), the keepalive ping and the shutdown drain
+// start on demand and are counted in bg; teardown waits for them. Each of
+// them checks dead under mu before it is counted, so none starts after
+// teardown began.
 type conn struct {
 	srv  *Server
 	ws   *websocket.Conn
+	sock *sock
 	cork *corker
 	user chat.Address
+	// unsubscribe ends the bus subscription; set before reading starts.
+	unsubscribe func()
 
 	done chan struct{}  // closed by teardown
 	room chan struct{}  // signalled when the writer finished a batch
@@ -110,10 +118,11 @@ type conn struct {
 	pingTimer *time.Timer
 }
 
-func newConn(s *Server, wc *websocket.Conn, cork *corker, user chat.Address, after int64) *conn {
-	return &conn{
+func newConn(s *Server, wc *websocket.Conn, sk *sock, cork *corker, user chat.Address, after int64) *conn {
+	c := &conn{
 		srv:     s,
 		ws:      wc,
+		sock:    sk,
 		cork:    cork,
 		user:    user,
 		done:    make(chan struct{}),
@@ -123,12 +132,12 @@ func newConn(s *Server, wc *websocket.Conn, cork *corker, user chat.Address, aft
 		seen:    after,
 		written: after,
 	}
+	sk.onWake = c.resume
+	return c
 }
 
-// run is the session: subscribe, start the replay, read until the socket
-// ends, tear down.
+// run is the session: subscribe, start the replay, then read.
 func (c *conn) run() {
-	defer c.srv.remove(c)
 	// Subscribe before replaying, so that nothing published during the
 	// replay is missed: it waits in ahead, or is dropped as already sent.
 	c.mu.Lock()
@@ -138,16 +147,24 @@ func (c *conn) run() {
 	if err != nil {
 		c.srv.log.Error("ws: bus subscribe", "err", err, "user", c.user, "request_id", c.reqID)
 		c.ws.Close(websocket.StatusTryAgainLater, "bus unavailable; reconnect")
+		c.srv.remove(c)
 		return
 	}
+	c.unsubscribe = cancel
 	c.mu.Lock()
 	c.startBG(c.fill)
 	c.pingTimer = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
 	c.mu.Unlock()
+	c.read()
+}
 
-	c.readLoop()
-
-	cancel()
+// read reads the socket until it is idle (parked: the goroutine ends) or
+// ends (the session is torn down).
+func (c *conn) read() {
+	if c.readLoop() {
+		return
+	}
+	c.unsubscribe()
 	c.mu.Lock()
 	c.dead = true
 	c.pingTimer.Stop()
@@ -162,6 +179,14 @@ func (c *conn) run() {
 	close(c.done)
 	c.ws.CloseNow()
 	c.bg.Wait()
+	c.srv.remove(c)
+}
+
+// resume is the poller's call when a parked socket has bytes, a hangup or
+// was closed: a new goroutine reads.
+func (c *conn) resume() {
+	c.srv.parked.Add(-1)
+	go c.read()
 }
 
 // startBG runs f on a goroutine counted in bg. c.mu is held and c.dead is
@@ -181,9 +206,23 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &
 // maxPooledRead keeps a rare large frame's buffer out of the pool.
 const maxPooledRead = 64 << 10
 
-func (c *conn) readLoop() {
+// readLoop reads and handles frames. It returns true when it parked the
+// idle socket, false when the socket ended.
+func (c *conn) readLoop() (parked bool) {
 	for {
+		// The library stands between messages here: when no byte is
+		// there, the socket's Read says so (errIdle) instead of waiting.
+		c.sock.idleOK.Store(true)
 		typ, r, err := c.ws.Reader(context.Background())
+		c.sock.idleOK.Store(false)
+		if err != nil && errors.Is(err, errIdle) {
+			c.srv.parked.Add(1)
+			if c.sock.park() {
+				return true
+			}
+			c.srv.parked.Add(-1)
+			continue
+		}
 		var data []byte
 		var bp *[]byte
 		if err == nil {
@@ -194,7 +233,7 @@ func (c *conn) readLoop() {
 			if s := websocket.CloseStatus(err); s == -1 {
 				c.srv.log.Debug("ws: read", "user", c.user, "request_id", c.reqID, "err", err)
 			}
-			return
+			return false
 		}
 		c.handle(typ, data) // keeps nothing of data
 		if cap(data) <= maxPooledRead {
@@ -442,7 +481,7 @@ func (c *conn) enqueue(it item) {
 		c.requestClose(websocket.StatusTryAgainLater, "too slow; reconnect with after=", true)
 		// The close frame waits behind a write the client is not taking;
 		// give it a moment, then cut the socket.
-		c.forceTimer = time.AfterFunc(c.srv.cfg.SlowCloseGrace, func() { c.cork.nc.Close() })
+		c.forceTimer = time.AfterFunc(c.srv.cfg.SlowCloseGrace, func() { c.sock.Close() })
 		return
 	}
 	c.wake()
@@ -543,6 +582,9 @@ func (c *conn) writeLoop() {
 			if req.withCursor {
 				reason += strconv.FormatInt(written, 10)
 			}
+			// The close handshake reads the peer's close on this
+			// goroutine: reads must wait for it, not report idle.
+			c.sock.noIdle.Store(true)
 			c.ws.Close(req.code, reason)
 			return
 		}

@@ -7,19 +7,34 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
-// Buffer sizes of a session's socket. The read buffer lives as long as the
-// session, so it is small: a frame larger than it is read straight into the
-// frame's own buffer. The write buffer is small too, because every write of
-// a burst goes into a pooled batch buffer (see corker) and reaches the
-// socket in one system call.
+// Buffer sizes of a session's socket. On a socket the poller can watch
+// (see sock), the library's read buffer is bufio's minimum: bytes are read
+// into a pooled chunk that the session holds only while some of it is
+// unread, so an idle session holds none. Elsewhere the read buffer is small
+// and lives as long as the session; a frame larger than it is read straight
+// into the frame's own buffer. The write buffer is bufio's minimum too:
+// every write of a burst goes into a pooled batch buffer (see corker) and
+// reaches the socket in one system call, and the control frames the library
+// writes on its own are small (a pong or close larger than it goes out in
+// two writes).
 const (
+	minBufSize   = 16
 	readBufSize  = 1 << 10
-	writeBufSize = 256
+	readChunk    = 4 << 10
+	writeBufSize = minBufSize
 )
+
+// idleGrace is how long a session's reading goroutine waits for the next
+// message before it parks the socket and ends: a busy socket keeps its
+// goroutine, and an idle one costs none after this.
+const idleGrace = 100 * time.Millisecond
 
 // hijackWriter hands the WebSocket library a socket with our own small
 // buffers instead of net/http's 4 KiB ones, and puts a corker between the
@@ -27,6 +42,7 @@ const (
 type hijackWriter struct {
 	http.ResponseWriter
 	writeTimeout time.Duration
+	sock         *sock   // set by Hijack
 	cork         *corker // set by Hijack
 }
 
@@ -39,29 +55,304 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.cork = &corker{nc: nc, timeout: w.writeTimeout}
+	s := newSock(nc)
 	if n := brw.Reader.Buffered(); n > 0 {
 		// Bytes the client sent right behind its handshake, which net/http
 		// read with the request. They go in front of the socket itself:
 		// the WebSocket library resets the reader we return to read from
 		// the connection, which would drop them from a reader's buffer.
 		b, _ := brw.Reader.Peek(n)
-		nc = &prefixConn{Conn: nc, r: io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)}
+		s.prefix = bytes.Clone(b)
 	}
-	return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, readBufSize), bufio.NewWriterSize(w.cork, writeBufSize)), nil
+	w.sock = s
+	w.cork = &corker{nc: s, timeout: w.writeTimeout}
+	size := readBufSize
+	if s.raw != nil {
+		size = minBufSize
+	}
+	return s, bufio.NewReadWriter(bufio.NewReaderSize(s, size), bufio.NewWriterSize(w.cork, writeBufSize)), nil
 }
-
-// prefixConn is a connection whose reads first return bytes read from it
-// before.
-type prefixConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Unwrap lets http.ResponseController reach the real writer.
 func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// errIdle is what a sock's Read returns instead of waiting longer, when the
+// session's reading goroutine is between messages and no byte came within
+// idleGrace:
+// the library's Reader returns it without touching its state (it comes
+// before the first byte of a frame header), and the session hands the
+// socket to the poller and lets its goroutine end.
+var errIdle = errors.New("ws: no bytes to read")
+
+// sock is the hijacked connection as the WebSocket library and the corker
+// see it. Its reads go through a chunk from a pool, held only while part of
+// it is unread, and it follows the frames it hands out (frameTracker), so
+// that it knows when the library stands before a frame header. There, when
+// the session allows it (idleOK) and no byte comes within idleGrace, Read
+// returns errIdle instead of waiting on: the session then parks the socket
+// (park), and the poller calls onWake, which starts a reading goroutine
+// again, once bytes or a hangup arrive. Close wakes a parked session too, so that its reading
+// goroutine sees the close and tears the session down.
+//
+// raw is nil for a connection the poller cannot watch (no file descriptor,
+// or no poller on this system): reads then wait as usual.
+type sock struct {
+	net.Conn
+	raw    syscall.RawConn
+	prefix []byte // bytes read with the handshake, handed out first
+
+	// Used by one reader at a time (the library's read lock).
+	chunk *[]byte // pooled; (*chunk)[off:] is unread
+	off   int
+	fr    frameTracker
+
+	// idleOK is set while the session's reading goroutine waits for a
+	// message. noIdle is set for good when the session starts closing (the
+	// library's close handshake then reads from another goroutine, and
+	// must wait for bytes) or cannot park.
+	idleOK atomic.Bool
+	noIdle atomic.Bool
+
+	id     uint64 // the poller's key
+	onWake func()
+
+	mu     sync.Mutex // guards the 4 following fields
+	closed bool
+	parked bool
+	known  bool // in the poller's table (until Close)
+	added  bool // registered with the poller's epoll instance
+}
+
+var sockIDs atomic.Uint64
+
+func newSock(nc net.Conn) *sock {
+	return &sock{Conn: nc, raw: pollable(nc), id: sockIDs.Add(1)}
+}
+
+var chunks = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+
+func (s *sock) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	switch {
+	case len(s.prefix) > 0:
+		n = copy(p, s.prefix)
+		if s.prefix = s.prefix[n:]; len(s.prefix) == 0 {
+			s.prefix = nil
+		}
+	case s.chunk != nil:
+		n = copy(p, (*s.chunk)[s.off:])
+		if s.off += n; s.off == len(*s.chunk) {
+			s.putChunk()
+		}
+	case s.raw == nil:
+		n, err := s.Conn.Read(p)
+		s.fr.advance(p[:n])
+		return n, err
+	default:
+		var err error
+		if n, err = s.fill(p); err != nil {
+			return 0, err
+		}
+	}
+	s.fr.advance(p[:n])
+	return n, nil
+}
+
+// fill reads from the socket into p, or into a chunk it then copies from
+// when p is small. When the library is before a frame header and the
+// session may park, it waits for bytes only up to idleGrace, then returns
+// errIdle. It returns no bytes with an error.
+func (s *sock) fill(p []byte) (int, error) {
+	mayIdle := s.fr.boundary() && s.idleOK.Load() && !s.noIdle.Load()
+	direct := len(p) >= readChunk
+	for {
+		var (
+			n     int
+			rerr  error
+			bp    *[]byte
+			armed bool
+		)
+		err := s.raw.Read(func(fd uintptr) bool {
+			dst := p
+			if !direct {
+				// Taken only now, so that a reader waiting holds no chunk.
+				bp = chunks.Get().(*[]byte)
+				dst = (*bp)[:cap(*bp)]
+			}
+			n, rerr = readFD(fd, dst)
+			if rerr != syscall.EAGAIN {
+				return true
+			}
+			if bp != nil {
+				chunks.Put(bp)
+				bp = nil
+			}
+			if mayIdle && !armed {
+				// Set only when about to wait, so that a busy socket
+				// pays nothing for it; a stale one is cleared below.
+				s.SetReadDeadline(time.Now().Add(idleGrace))
+				armed = true
+			}
+			return false
+		})
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if armed && !s.noIdle.Load() {
+				return 0, errIdle
+			}
+			// The deadline of an earlier wait for idleness, or the
+			// server began closing meanwhile.
+			s.SetReadDeadline(time.Time{})
+			continue
+		case err != nil:
+		case rerr != nil:
+			err = &net.OpError{Op: "read", Net: s.LocalAddr().Network(), Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+		case n == 0:
+			err = io.EOF
+		}
+		if err != nil {
+			return 0, err
+		}
+		if direct {
+			return n, nil
+		}
+		*bp = (*bp)[:n]
+		c := copy(p, *bp)
+		if c < n {
+			s.chunk, s.off = bp, c
+		} else {
+			*bp = (*bp)[:cap(*bp)]
+			chunks.Put(bp)
+		}
+		return c, nil
+	}
+}
+
+func (s *sock) putChunk() {
+	*s.chunk = (*s.chunk)[:cap(*s.chunk)]
+	chunks.Put(s.chunk)
+	s.chunk, s.off = nil, 0
+}
+
+// park hands the socket to the poller, which will call onWake once. It
+// returns false when the socket cannot be parked (it is closed, or the
+// poller refused it): the caller goes on reading, and waits for bytes.
+func (s *sock) park() bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.parked = true
+	if !s.known {
+		// Under s.mu, so that Close, which takes it out, knows.
+		pollerAdd(s)
+		s.known = true
+	}
+	s.mu.Unlock()
+	if err := pollerArm(s); err != nil {
+		s.mu.Lock()
+		woken := !s.parked
+		s.parked = false
+		s.mu.Unlock()
+		if woken {
+			return true // Close woke it already: a new reader runs
+		}
+		s.noIdle.Store(true)
+		return false
+	}
+	return true
+}
+
+// wake starts the session reading again if it is parked: from the poller,
+// or from Close.
+func (s *sock) wake() {
+	s.mu.Lock()
+	if !s.parked {
+		s.mu.Unlock()
+		return
+	}
+	s.parked = false
+	s.mu.Unlock()
+	s.onWake()
+}
+
+// Close closes the socket and wakes the session if it is parked, so that
+// its reading goroutine sees the close.
+func (s *sock) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	known := s.known
+	s.mu.Unlock()
+	err := s.Conn.Close()
+	s.wake()
+	if known {
+		pollerForget(s)
+	}
+	return err
+}
+
+// frameTracker follows the WebSocket frames in a stream of bytes (RFC 6455
+// section 5.2) just enough to tell whether the bytes so far end at a frame
+// boundary.
+type frameTracker struct {
+	payload int64 // bytes left of the current frame's payload
+	plen    int64 // the payload length, while its header is read
+	b1      byte  // the header's second byte: mask bit and length
+	hn      int8  // bytes seen of the header being read; 0 outside headers
+	hlen    int8  // its length, known from its second byte
+}
+
+func (t *frameTracker) boundary() bool { return t.hn == 0 && t.payload == 0 }
+
+func (t *frameTracker) advance(b []byte) {
+	for len(b) > 0 {
+		if t.hn == 0 && t.payload > 0 {
+			k := min(int64(len(b)), t.payload)
+			t.payload -= k
+			b = b[k:]
+			continue
+		}
+		c := b[0]
+		b = b[1:]
+		t.hn++
+		switch {
+		case t.hn == 1:
+		case t.hn == 2:
+			t.b1 = c
+			t.hlen = 2 + extLen(c)
+			if c&0x80 != 0 {
+				t.hlen += 4 // the masking key
+			}
+			t.plen = 0
+			if extLen(c) == 0 {
+				t.plen = int64(c & 0x7f)
+			}
+		case t.hn <= 2+extLen(t.b1):
+			t.plen = t.plen<<8 | int64(c) // big-endian
+		}
+		if t.hn == t.hlen {
+			// A length past 2^63 is invalid; the library drops the
+			// socket on it.
+			t.hn, t.hlen, t.payload = 0, 0, max(t.plen, 0)
+		}
+	}
+}
+
+// extLen is the length of the extended payload length that follows a
+// header's second byte b.
+func extLen(b byte) int8 {
+	switch b & 0x7f {
+	case 126:
+		return 2
+	case 127:
+		return 8
+	}
+	return 0
+}
 
 // corker sits under the WebSocket library's bufio.Writer. Uncorked, it
 // writes straight to the socket (control frames the library sends on its

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -119,6 +120,8 @@ type Server struct {
 
 	wg sync.WaitGroup // one count per session, and per ServeHTTP in progress
 
+	parked atomic.Int64 // sessions whose socket the poller holds: no goroutine
+
 	mu      sync.Mutex // guards the 2 following fields
 	conns   map[*conn]struct{}
 	closing bool
@@ -143,6 +146,10 @@ func (s *Server) Connections() int {
 	defer s.mu.Unlock()
 	return len(s.conns)
 }
+
+// IdleConnections returns the number of open sessions that are idle with no
+// goroutine of their own: their socket waits in the poller.
+func (s *Server) IdleConnections() int { return int(s.parked.Load()) }
 
 // ServeHTTP authenticates the request, upgrades it and starts the session.
 // Errors before the upgrade answer in the API's JSON error shape.
@@ -198,7 +205,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wc.SetReadLimit(s.cfg.MaxFrameBytes)
-	c := newConn(s, wc, hw.cork, user, after)
+	c := newConn(s, wc, hw.sock, hw.cork, user, after)
 	c.reqID = httpapi.RequestID(r.Context())
 	c.release = release
 
