@@ -166,46 +166,24 @@ func (s *sock) Read(p []byte) (int, error) {
 // session may park, it waits for bytes only up to idleGrace, then returns
 // errIdle. It returns no bytes with an error.
 func (s *sock) fill(p []byte) (int, error) {
-	mayIdle := s.fr.boundary() && s.idleOK.Load() && !s.noIdle.Load()
-	direct := len(p) >= readChunk
+	op := readOps.Get().(*readOp)
+	defer op.release()
+	*op = readOp{s: s, p: p, fn: op.fn,
+		mayIdle: s.fr.boundary() && s.idleOK.Load() && !s.noIdle.Load(),
+		direct:  len(p) >= readChunk,
+	}
 	for {
-		var (
-			n     int
-			rerr  error
-			bp    *[]byte
-			armed bool
-		)
-		err := s.raw.Read(func(fd uintptr) bool {
-			dst := p
-			if !direct {
-				// Taken only now, so that a reader waiting holds no chunk.
-				bp = chunks.Get().(*[]byte)
-				dst = (*bp)[:cap(*bp)]
-			}
-			n, rerr = readFD(fd, dst)
-			if rerr != syscall.EAGAIN {
-				return true
-			}
-			if bp != nil {
-				chunks.Put(bp)
-				bp = nil
-			}
-			if mayIdle && !armed {
-				// Set only when about to wait, so that a busy socket
-				// pays nothing for it; a stale one is cleared below.
-				s.SetReadDeadline(time.Now().Add(idleGrace))
-				armed = true
-			}
-			return false
-		})
+		err := s.raw.Read(op.fn)
+		n, rerr, bp := op.n, op.rerr, op.bp
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if armed && !s.noIdle.Load() {
+			if op.armed && !s.noIdle.Load() {
 				return 0, errIdle
 			}
 			// The deadline of an earlier wait for idleness, or the
 			// server began closing meanwhile.
 			s.SetReadDeadline(time.Time{})
+			op.armed = false
 			continue
 		case err != nil:
 		case rerr != nil:
@@ -214,9 +192,12 @@ func (s *sock) fill(p []byte) (int, error) {
 			err = io.EOF
 		}
 		if err != nil {
+			if bp != nil {
+				chunks.Put(bp)
+			}
 			return 0, err
 		}
-		if direct {
+		if op.direct {
 			return n, nil
 		}
 		*bp = (*bp)[:n]
@@ -229,6 +210,61 @@ func (s *sock) fill(p []byte) (int, error) {
 		}
 		return c, nil
 	}
+}
+
+// readOp is one fill's state, pooled with its callback for RawConn.Read,
+// so that a read allocates nothing.
+type readOp struct {
+	s       *sock
+	p       []byte
+	fn      func(fd uintptr) bool // op.readable, bound once
+	mayIdle bool
+	direct  bool
+	armed   bool // the idleness deadline is set
+
+	n    int
+	rerr error
+	bp   *[]byte // the chunk read into, unless direct
+}
+
+var readOps = sync.Pool{New: func() any {
+	op := new(readOp)
+	op.fn = op.readable
+	return op
+}}
+
+// release returns op to the pool, holding nothing.
+func (op *readOp) release() {
+	fn := op.fn
+	*op = readOp{fn: fn}
+	readOps.Put(op)
+}
+
+// readable reads what the socket has. It returns false (wait) when there
+// is nothing.
+func (op *readOp) readable(fd uintptr) bool {
+	dst := op.p
+	op.bp = nil
+	if !op.direct {
+		// Taken only now, so that a reader waiting holds no chunk.
+		op.bp = chunks.Get().(*[]byte)
+		dst = (*op.bp)[:cap(*op.bp)]
+	}
+	op.n, op.rerr = readFD(fd, dst)
+	if op.rerr != syscall.EAGAIN {
+		return true
+	}
+	if op.bp != nil {
+		chunks.Put(op.bp)
+		op.bp = nil
+	}
+	if op.mayIdle && !op.armed {
+		// Set only when about to wait, so that a busy socket pays nothing
+		// for it; a stale one is cleared by fill.
+		op.s.SetReadDeadline(time.Now().Add(idleGrace))
+		op.armed = true
+	}
+	return false
 }
 
 func (s *sock) putChunk() {
