@@ -186,6 +186,7 @@ func (c *conn) read() {
 // was closed: a new goroutine reads.
 func (c *conn) resume() {
 	c.srv.parked.Add(-1)
+	c.sock.quick.Store(true)
 	go c.read()
 }
 
@@ -210,12 +211,15 @@ const maxPooledRead = 64 << 10
 // idle socket, false when the socket ended.
 func (c *conn) readLoop() (parked bool) {
 	for {
-		// The library stands between messages here: when no byte is
-		// there, the socket's Read says so (errIdle) instead of waiting.
+		// The library stands between messages here: when no byte comes
+		// (within idleGrace after a message, at once otherwise), the
+		// socket's Read says so (errIdle) instead of waiting on.
 		c.sock.idleOK.Store(true)
 		typ, r, err := c.ws.Reader(context.Background())
 		c.sock.idleOK.Store(false)
-		if err != nil && errors.Is(err, errIdle) {
+		if err == nil {
+			c.sock.quick.Store(false) // a message: more may follow soon
+		} else if errors.Is(err, errIdle) {
 			c.srv.parked.Add(1)
 			if c.sock.park() {
 				return true

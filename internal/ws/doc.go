@@ -58,9 +58,11 @@
 //
 // An idle session costs no goroutine and no buffer, only its state (about
 // 3.5 KiB with the WebSocket library's). Its reading goroutine waits for
-// the next message for a moment (idleGrace), then hands the socket to a
-// process-wide poller (epoll, on Linux) and ends; the poller starts a new
-// one when bytes or a hangup arrive, and closing the socket does too.
+// the next message for a moment after one (idleGrace; at once after the
+// handshake, or after a wake that brought only control frames such as a
+// pong), then hands the socket to a process-wide poller (epoll, on Linux)
+// and ends; the poller starts a new one when bytes or a hangup arrive, and
+// closing the socket does too.
 // Reads go through a pooled chunk, held only while part of it is unread.
 // The writer goroutine, the queue and the write buffer exist only while
 // there is something to send: frames of one burst are gathered in a pooled

@@ -112,6 +112,11 @@ type sock struct {
 	// must wait for bytes) or cannot park.
 	idleOK atomic.Bool
 	noIdle atomic.Bool
+	// quick is set while the session has read no message since it
+	// started or was woken: then it parks as soon as nothing is there. A
+	// pong, or a peer that connects and stays silent, costs no goroutine
+	// for idleGrace.
+	quick atomic.Bool
 
 	id     uint64 // the poller's key
 	onWake func()
@@ -126,7 +131,9 @@ type sock struct {
 var sockIDs atomic.Uint64
 
 func newSock(nc net.Conn) *sock {
-	return &sock{Conn: nc, raw: pollable(nc), id: sockIDs.Add(1)}
+	s := &sock{Conn: nc, raw: pollable(nc), id: sockIDs.Add(1)}
+	s.quick.Store(true)
+	return s
 }
 
 var chunks = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
@@ -172,6 +179,7 @@ func (s *sock) fill(p []byte) (int, error) {
 		mayIdle: s.fr.boundary() && s.idleOK.Load() && !s.noIdle.Load(),
 		direct:  len(p) >= readChunk,
 	}
+	op.quick = op.mayIdle && s.quick.Load()
 	for {
 		err := s.raw.Read(op.fn)
 		n, rerr, bp := op.n, op.rerr, op.bp
@@ -186,6 +194,8 @@ func (s *sock) fill(p []byte) (int, error) {
 			op.armed = false
 			continue
 		case err != nil:
+		case rerr == syscall.EAGAIN: // quick
+			return 0, errIdle
 		case rerr != nil:
 			err = &net.OpError{Op: "read", Net: s.LocalAddr().Network(), Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
 		case n == 0:
@@ -219,6 +229,7 @@ type readOp struct {
 	p       []byte
 	fn      func(fd uintptr) bool // op.readable, bound once
 	mayIdle bool
+	quick   bool // idle at once, without waiting idleGrace
 	direct  bool
 	armed   bool // the idleness deadline is set
 
@@ -257,6 +268,9 @@ func (op *readOp) readable(fd uintptr) bool {
 	if op.bp != nil {
 		chunks.Put(op.bp)
 		op.bp = nil
+	}
+	if op.quick {
+		return true
 	}
 	if op.mayIdle && !op.armed {
 		// Set only when about to wait, so that a busy socket pays nothing

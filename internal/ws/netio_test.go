@@ -102,6 +102,12 @@ func TestSockParkWakeClose(t *testing.T) {
 
 	buf := make([]byte, 16)
 	s.idleOK.Store(true)
+	// New (quick): idle at once.
+	if _, err := s.Read(buf); err != errIdle {
+		t.Fatalf("Read with nothing to read: %v, want errIdle", err)
+	}
+	// After a message: idle after idleGrace.
+	s.quick.Store(false)
 	start := time.Now()
 	if _, err := s.Read(buf); err != errIdle {
 		t.Fatalf("Read with nothing to read: %v, want errIdle", err)
