@@ -32,8 +32,8 @@ const (
 )
 
 // idleGrace is how long a session's reading goroutine waits for the next
-// message before it parks the socket and ends: a busy socket keeps its
-// goroutine, and an idle one costs none after this.
+// message after one before it parks the socket and ends: a busy socket
+// keeps its goroutine, and an idle one costs none after this.
 const idleGrace = 100 * time.Millisecond
 
 // hijackWriter hands the WebSocket library a socket with our own small
@@ -77,10 +77,9 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // errIdle is what a sock's Read returns instead of waiting longer, when the
-// session's reading goroutine is between messages and no byte came within
-// idleGrace:
-// the library's Reader returns it without touching its state (it comes
-// before the first byte of a frame header), and the session hands the
+// session's reading goroutine is between messages and no byte came (see
+// sock): the library's Reader returns it without touching its state (it
+// comes before the first byte of a frame header), and the session hands the
 // socket to the poller and lets its goroutine end.
 var errIdle = errors.New("ws: no bytes to read")
 
@@ -88,11 +87,12 @@ var errIdle = errors.New("ws: no bytes to read")
 // see it. Its reads go through a chunk from a pool, held only while part of
 // it is unread, and it follows the frames it hands out (frameTracker), so
 // that it knows when the library stands before a frame header. There, when
-// the session allows it (idleOK) and no byte comes within idleGrace, Read
-// returns errIdle instead of waiting on: the session then parks the socket
-// (park), and the poller calls onWake, which starts a reading goroutine
-// again, once bytes or a hangup arrive. Close wakes a parked session too, so that its reading
-// goroutine sees the close and tears the session down.
+// the session allows it (idleOK) and no byte comes within idleGrace (or at
+// once, while quick), Read returns errIdle instead of waiting on: the
+// session then parks the socket (park), and the poller calls onWake, which
+// starts a reading goroutine again, once bytes or a hangup arrive. Close
+// wakes a parked session too, so that its reading goroutine sees the close
+// and tears the session down.
 //
 // raw is nil for a connection the poller cannot watch (no file descriptor,
 // or no poller on this system): reads then wait as usual.
