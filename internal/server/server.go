@@ -186,6 +186,7 @@ func New(cfg Config) (*Server, error) {
 	s.ws = ws.New(ws.Config{Service: s.svc, Bus: s.bus, Logger: s.log.With("component", "ws")})
 	s.api.Handle("GET /v1/ws", s.ws)
 	s.metrics.Gauge("switchboard_ws_connections", "Open WebSocket sessions on this node.", func() float64 { return float64(s.ws.Connections()) })
+	s.metrics.Gauge("switchboard_ws_idle_connections", "Open WebSocket sessions on this node parked with the poller: idle, without a goroutine.", func() float64 { return float64(s.ws.IdleConnections()) })
 	s.metrics.WatchStates(s.appStates)
 	s.api.Handle("GET /metrics", s.metrics.Handler(s.log))
 	webui.Mount(s.api)
