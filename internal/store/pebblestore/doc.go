@@ -25,6 +25,19 @@
 // records, read positions, messages) in a pending map until their batch is
 // applied; anything else it reads from the DB.
 //
+// Idempotency records stay in pending longer: until Pebble reports a flush
+// that put them in sstables. Every append looks its client id up and almost
+// never finds it, and a Pebble Get for a missing key searches every
+// memtable's skip list, which has no filter; so the writer looks in pending
+// and then in the sstables alone, whose bloom filters answer at once (see
+// idem.go). This holds only while the writer is the one to write those
+// records and Open leaves no memtable it did not see. Pending then holds
+// the records of at most the memtables not yet flushed: about 150 bytes per
+// message, some tens of MB at most with 32 MiB memtables.
+//
+// Batches reach Pebble sorted by key (sorted.go), so that the memtable
+// inserts of a stream's or a conversation's entries follow one another.
+//
 // Pebble makes a batch visible before its sync ends. Reads go straight to
 // the DB, but Updates and Messages stop before the first stream entry or
 // message that is not durable yet (durableGate), so a reader never sees a

@@ -96,6 +96,14 @@ func Open(dir string, opts *Options) (*Store, error) {
 		Logger:             pebbleLogger{o.Logger},
 		Levels:             make([]pebble.LevelOptions, 7),
 	}
+	// The default comparer, with the whole key as its prefix: the bloom
+	// filters (built on the whole key, as before) then answer SeekPrefixGE
+	// too, which the idempotency lookups use (idem.go).
+	cmp := *pebble.DefaultComparer
+	cmp.Split = func(key []byte) int { return len(key) }
+	popts.Comparer = &cmp
+	flushed := &flushWatch{}
+	popts.EventListener = &pebble.EventListener{FlushEnd: flushed.flushEnd}
 	for i := range popts.Levels {
 		// Most point reads look for what is not there (a new client id,
 		// a block that was never made): bloom filters answer those
@@ -106,6 +114,13 @@ func Open(dir string, opts *Options) (*Store, error) {
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	}
+	// No memtable may hold an idempotency record the writer did not write
+	// (idem.go). Pebble 1.1 already flushes what it replays from the WAL
+	// when it opens; this keeps that true whatever Pebble does.
+	if err := db.Flush(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("pebblestore: open %s: flush: %w", dir, err)
 	}
 	s := &Store{
 		db:      db,
@@ -124,6 +139,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	w.cursors = make(map[chat.Address]int64)
 	w.pending = make(map[string]pendingValue)
 	w.keysOf = make(map[uint64][]string)
+	w.flushed = flushed
 	w.moved = make(map[string]int64)
 	w.newEntries = make(map[chat.Address]int64)
 	w.newMessages = make(map[string]int64)

@@ -90,9 +90,14 @@ type writer struct {
 	// pending holds the keys that the writer reads back (apps, idempotency
 	// records, read positions, messages) as written by batches not yet
 	// applied to the DB, the one being built included. keysOf lists each
-	// batch's keys, so that they are dropped once the batch is applied.
+	// batch's keys, so that they are dropped once the batch is applied;
+	// idempotency records stay until flushed (kept; see idem.go).
 	pending map[string]pendingValue
 	keysOf  map[uint64][]string
+	kept    []keptIdem
+	flushed *flushWatch
+	// sst reads the sstables' idempotency records during a batch.
+	sst *pebble.Iterator
 	// applied is the number of the last batch applied to the DB.
 	applied uint64
 
@@ -223,7 +228,7 @@ func (g *durableGate) conversation(conv string) int64 {
 func (s *Store) run(w *writer) {
 	applyq := make(chan *built, 1)
 	syncq := make(chan *built, 4)
-	appliedq := make(chan uint64, 64)
+	appliedq := make(chan appliedBatch, 64)
 	var pipeline sync.WaitGroup
 	pipeline.Go(func() { s.applier(applyq, syncq, appliedq) })
 	pipeline.Go(func() { s.syncer(syncq) })
@@ -236,14 +241,15 @@ func (s *Store) run(w *writer) {
 		var first *request
 		select {
 		case first = <-s.reqs:
-		case g := <-appliedq:
-			w.forget(g)
+		case a := <-appliedq:
+			w.forget(a)
 			continue
 		case <-s.quit:
 			w.failQueued(s.reqs)
 			return
 		}
 		w.forgetApplied(appliedq)
+		w.dropFlushed()
 		w.gen++
 		batch := make([]*request, 0, 16)
 		if w.applyOne(first) {
@@ -263,6 +269,7 @@ func (s *Store) run(w *writer) {
 		// Even a batch that wrote nothing goes down the pipeline: its
 		// answers (failures, repeats) may rest on earlier batches, and the
 		// syncer answers in order.
+		w.endLookups()
 		for id := range w.moved {
 			w.flushConv(id)
 		}
@@ -286,7 +293,7 @@ func (s *Store) run(w *writer) {
 }
 
 // applier applies each batch to the DB in order, and tells the writer.
-func (s *Store) applier(in <-chan *built, out chan<- *built, applied chan<- uint64) {
+func (s *Store) applier(in <-chan *built, out chan<- *built, applied chan<- appliedBatch) {
 	defer close(out)
 	var broken error
 	for b := range in {
@@ -301,7 +308,11 @@ func (s *Store) applier(in <-chan *built, out chan<- *built, applied chan<- uint
 				b.err = broken
 			}
 		}
-		applied <- b.gen
+		a := appliedBatch{gen: b.gen}
+		if b.err == nil && !b.b.Empty() {
+			a.last = b.b.SeqNum() + uint64(b.b.Count()) - 1
+		}
+		applied <- a
 		out <- b
 	}
 }
@@ -364,22 +375,32 @@ func (w *writer) failQueued(reqs chan *request) {
 	}
 }
 
-// forget drops the pending keys of batch gen, now applied: the DB has them.
-func (w *writer) forget(gen uint64) {
-	for _, k := range w.keysOf[gen] {
-		if p, ok := w.pending[k]; ok && p.gen == gen {
+// forget drops the pending keys of batch a, now applied: the DB has them.
+// Its idempotency records stay until flushed (see idem.go).
+func (w *writer) forget(a appliedBatch) {
+	var idem []string
+	for _, k := range w.keysOf[a.gen] {
+		p, ok := w.pending[k]
+		switch {
+		case !ok || p.gen != a.gen:
+		case k[0] == pIdem && a.last > 0:
+			idem = append(idem, k)
+		default:
 			delete(w.pending, k)
 		}
 	}
-	delete(w.keysOf, gen)
-	w.applied = gen
+	if len(idem) > 0 {
+		w.kept = append(w.kept, keptIdem{gen: a.gen, last: a.last, keys: idem})
+	}
+	delete(w.keysOf, a.gen)
+	w.applied = a.gen
 }
 
-func (w *writer) forgetApplied(appliedq <-chan uint64) {
+func (w *writer) forgetApplied(appliedq <-chan appliedBatch) {
 	for {
 		select {
-		case g := <-appliedq:
-			w.forget(g)
+		case a := <-appliedq:
+			w.forget(a)
 		default:
 			return
 		}
@@ -389,7 +410,7 @@ func (w *writer) forgetApplied(appliedq <-chan uint64) {
 // trimCache bounds the cache. Dropping it all is crude but cheap, and a
 // miss costs only a read. It may drop only what the DB has, so past twice
 // the limit it waits for the batches in flight to be applied.
-func (w *writer) trimCache(appliedq <-chan uint64) {
+func (w *writer) trimCache(appliedq <-chan appliedBatch) {
 	if len(w.convs) <= w.cacheLimit && len(w.cursors) <= w.cacheLimit {
 		return
 	}
@@ -796,7 +817,7 @@ func (w *writer) appendMessages(ms []chat.Message) ([]store.Appended, error) {
 func (w *writer) repeat(m *chat.Message) (store.Appended, bool, error) {
 	w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
 	var seq, cursor int64
-	found, err := w.get(w.kbuf, func(v []byte) error {
+	found, err := w.getIdem(w.kbuf, func(v []byte) error {
 		if len(v) != 16 {
 			return errors.New("pebblestore: malformed idempotency record")
 		}

@@ -1,0 +1,95 @@
+package pebblestore
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+)
+
+// TestRepeatsAcrossFlushes: a client id sent again is answered with its
+// first message wherever the record is: in pending before its batch is
+// applied, kept there after, in the sstables once a flush moved it (the
+// lookups skip the memtables; idem.go), and after a reopen. A memtable of
+// 256 KiB makes Pebble flush every few hundred messages on its own, and
+// the test forces flushes in between too.
+func TestRepeatsAcrossFlushes(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(t)
+	opts.MemTableBytes = 256 << 10
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	a, b := user("a"), user("b")
+	mustGroup(t, s, "g", a, b)
+	msg := func(id string) chat.Message {
+		return chat.Message{ConversationID: "g", Sender: a, ClientID: id, Kind: chat.KindText, Body: "body of " + id, SentAt: t0}
+	}
+	seqOf := map[string]int64{}
+	check := func(s *Store, id string) {
+		t.Helper()
+		r, err := s.AppendMessage(ctx, msg(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, seen := seqOf[id]
+		switch {
+		case !seen && !r.Created:
+			t.Fatalf("%s: a new client id answered as a repeat of seq %d", id, r.Message.Seq)
+		case seen && r.Created:
+			t.Fatalf("%s: stored again as seq %d, first stored as seq %d", id, r.Message.Seq, want)
+		case seen && (r.Message.Seq != want || r.Message.Body != "body of "+id):
+			t.Fatalf("%s: repeat answered seq %d %q, want seq %d", id, r.Message.Seq, r.Message.Body, want)
+		case !seen:
+			seqOf[id] = r.Message.Seq
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		id := fmt.Sprint("c", i)
+		check(s, id)
+		check(s, id) // at once: the record is in pending or kept
+		if i > 0 {
+			check(s, fmt.Sprint("c", rng.IntN(i))) // anywhere by now
+		}
+		if i%500 == 250 {
+			if err := s.db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			check(s, id) // just flushed
+		}
+	}
+	if n := s.db.Metrics().Flush.Count; n < 5 {
+		t.Fatalf("%d flushes: the test did not exercise them", n)
+	}
+	// Batches of several sends, repeats among them.
+	for i := 0; i < 300; i += 3 {
+		batch := []chat.Message{msg(fmt.Sprint("c", i)), msg(fmt.Sprint("n", i)), msg(fmt.Sprint("c", rng.IntN(3000)))}
+		res, err := s.AppendMessages(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Created || res[0].Message.Seq != seqOf[batch[0].ClientID] || !res[1].Created || res[2].Created || res[2].Message.Seq != seqOf[batch[2].ClientID] {
+			t.Fatalf("batch %d: %+v", i, res)
+		}
+		seqOf[batch[1].ClientID] = res[1].Message.Seq
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened: the WAL's tail was flushed at open, and every id repeats.
+	s, err = Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id := range seqOf {
+		check(s, id)
+	}
+	check(s, "after-reopen")
+	check(s, "after-reopen")
+}
