@@ -272,9 +272,10 @@ func (op *readOp) readable(fd uintptr) bool {
 	if op.quick {
 		return true
 	}
-	if op.mayIdle && !op.armed {
+	if op.mayIdle && !op.armed && !op.s.noIdle.Load() {
 		// Set only when about to wait, so that a busy socket pays nothing
-		// for it; a stale one is cleared by fill.
+		// for it; a stale one is cleared by fill. Not once the session
+		// is closing: it would only wake this read every idleGrace.
 		op.s.SetReadDeadline(time.Now().Add(idleGrace))
 		op.armed = true
 	}

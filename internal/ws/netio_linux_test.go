@@ -2,6 +2,8 @@ package ws
 
 import (
 	"net"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -97,4 +99,66 @@ func TestSockParkWakeClose(t *testing.T) {
 	if s.park() {
 		t.Fatal("a closed sock parked")
 	}
+}
+
+// deadlineCounter counts the read deadlines set on a connection.
+type deadlineCounter struct {
+	*net.TCPConn
+	n atomic.Int32
+}
+
+func (d *deadlineCounter) SetReadDeadline(t time.Time) error {
+	d.n.Add(1)
+	return d.TCPConn.SetReadDeadline(t)
+}
+
+func (d *deadlineCounter) SyscallConn() (syscall.RawConn, error) { return d.TCPConn.SyscallConn() }
+
+// Once noIdle is set (the close handshake is coming) while a read waits
+// out idleGrace, the idleness deadline fires once and is not set again: the
+// read waits for bytes without waking every idleGrace.
+func TestNoIdleStopsRearming(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, nc := tcpPair(t, ln)
+	defer peer.Close()
+	dc := &deadlineCounter{TCPConn: nc.(*net.TCPConn)}
+	s := newSock(dc)
+	defer s.Close()
+	if s.raw == nil {
+		t.Fatal("not pollable")
+	}
+	s.idleOK.Store(true)
+	s.quick.Store(false)
+	go func() {
+		time.Sleep(idleGrace / 2)
+		s.noIdle.Store(true)
+		time.Sleep(6 * idleGrace)
+		peer.Write([]byte{0x81, 0x00})
+	}()
+	buf := make([]byte, 16)
+	n, err := s.Read(buf)
+	if err != nil || n != 2 {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	// One to arm, one to clear after it fires: 2. More means re-arming.
+	if got := dc.n.Load(); got != 2 {
+		t.Errorf("%d read deadlines set while one read waited 650 ms with noIdle set after 50 ms, want 2", got)
+	}
+}
+
+// tcpPair returns both ends of a new TCP connection to ln.
+func tcpPair(t testing.TB, ln net.Listener) (peer, nc net.Conn) {
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return peer, nc
 }
