@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -94,11 +95,12 @@ var errIdle = errors.New("ws: no bytes to read")
 // wakes a parked session too, so that its reading goroutine sees the close
 // and tears the session down.
 //
-// raw is nil for a connection the poller cannot watch (no file descriptor,
-// or no poller on this system): reads then wait as usual.
+// raw and p are nil for a connection the poller cannot watch (no file
+// descriptor, or no poller on this system): reads then wait as usual.
 type sock struct {
 	net.Conn
 	raw    syscall.RawConn
+	p      *poller
 	prefix []byte // bytes read with the handshake, handed out first
 
 	// Used by one reader at a time (the library's read lock).
@@ -131,7 +133,8 @@ type sock struct {
 var sockIDs atomic.Uint64
 
 func newSock(nc net.Conn) *sock {
-	s := &sock{Conn: nc, raw: pollable(nc), id: sockIDs.Add(1)}
+	s := &sock{Conn: nc, id: sockIDs.Add(1)}
+	s.raw, s.p = pollable(nc)
 	s.quick.Store(true)
 	return s
 }
@@ -300,22 +303,62 @@ func (s *sock) park() bool {
 	s.parked = true
 	if !s.known {
 		// Under s.mu, so that Close, which takes it out, knows.
-		pollerAdd(s)
+		s.p.add(s)
 		s.known = true
 	}
 	s.mu.Unlock()
-	if err := pollerArm(s); err != nil {
+	if err := s.p.arm(s); err != nil {
 		s.mu.Lock()
 		woken := !s.parked
 		s.parked = false
 		s.mu.Unlock()
+		// Not when the socket was closed meanwhile, nor again for each
+		// session once the poller failed: only epoll's refusals.
+		if _, ok := errors.AsType[*os.SyscallError](err); ok {
+			logParkFailure(err)
+		}
 		if woken {
-			return true // Close woke it already: a new reader runs
+			return true // Close or the poller woke it already: a new reader runs
 		}
 		s.noIdle.Store(true)
 		return false
 	}
 	return true
+}
+
+// errPollerFailed is what the poller's arm returns once it has failed
+// (see poller.fail).
+var errPollerFailed = errors.New("ws: the poller failed")
+
+// parkFailures counts the parks the poller refused (epoll_ctl: ENOSPC past
+// fs.epoll.max_user_watches, ENOMEM); each such session keeps its goroutine.
+var parkFailures struct {
+	n      atomic.Int64
+	logged atomic.Int64 // when one was last logged, in Unix nanoseconds
+}
+
+// parkLogEvery bounds how often park failures are logged: they come in
+// floods, one per idle session, once the limit is reached.
+const parkLogEvery = time.Minute
+
+func logParkFailure(err error) {
+	n := parkFailures.n.Add(1)
+	now := time.Now().UnixNano()
+	last := parkFailures.logged.Load()
+	if (last != 0 && now-last < int64(parkLogEvery)) || !parkFailures.logged.CompareAndSwap(last, now) {
+		return
+	}
+	logPollError("ws: cannot park an idle session: it keeps its goroutine (see fs.epoll.max_user_watches)", "err", err, "failures", n)
+}
+
+// pollLog is where the process-wide poller reports its failures: the
+// logger of the latest Server given one. Nil: discard.
+var pollLog atomic.Pointer[slog.Logger]
+
+func logPollError(msg string, args ...any) {
+	if l := pollLog.Load(); l != nil {
+		l.Error(msg, args...)
+	}
 }
 
 // wake starts the session reading again if it is parked: from the poller,
@@ -341,7 +384,7 @@ func (s *sock) Close() error {
 	err := s.Conn.Close()
 	s.wake()
 	if known {
-		pollerForget(s)
+		s.p.forget(s)
 	}
 	return err
 }

@@ -1,7 +1,10 @@
 package ws
 
 import (
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -90,9 +93,9 @@ func TestSockParkWakeClose(t *testing.T) {
 	}
 	s.Close()
 	expectWake("Close")
-	thePoller.mu.Lock()
-	_, inTable := thePoller.parked[s.id]
-	thePoller.mu.Unlock()
+	s.p.mu.Lock()
+	_, inTable := s.p.parked[s.id]
+	s.p.mu.Unlock()
 	if inTable {
 		t.Fatal("a closed sock is still in the poller's table")
 	}
@@ -161,4 +164,132 @@ func tcpPair(t testing.TB, ln net.Listener) (peer, nc net.Conn) {
 		t.Fatal(err)
 	}
 	return peer, nc
+}
+
+// parkNow makes s report idleness (quick) and parks it.
+func parkNow(t testing.TB, s *sock) {
+	t.Helper()
+	s.idleOK.Store(true)
+	s.quick.Store(true)
+	buf := make([]byte, 16)
+	if _, err := s.Read(buf); err != errIdle {
+		t.Fatalf("Read: %v, want errIdle", err)
+	}
+	if !s.park() {
+		t.Fatal("park refused")
+	}
+}
+
+// logCapture takes the poller's log for the rest of the test.
+func logCapture(t *testing.T) *syncBuffer {
+	var b syncBuffer
+	old := pollLog.Swap(slog.New(slog.NewTextHandler(&b, nil)))
+	t.Cleanup(func() { pollLog.Store(old) })
+	return &b
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// When the poller can no longer wait (here its epoll file is closed under
+// it), it says so, wakes every socket parked with it so that none is left
+// without a reader, and parks no more; the process goes on.
+func TestPollerFailureWakesParked(t *testing.T) {
+	log := logCapture(t)
+	p, err := newPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var woke atomic.Int32
+	socks := make([]*sock, 5)
+	for i := range socks {
+		peer, nc := tcpPair(t, ln)
+		defer peer.Close()
+		s := newSock(nc)
+		defer s.Close()
+		s.p = p
+		s.onWake = func() { woke.Add(1) }
+		parkNow(t, s)
+		socks[i] = s
+	}
+	p.f.Close()
+	for deadline := time.Now().Add(5 * time.Second); woke.Load() != int32(len(socks)); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d parked socks woke after the poller failed", woke.Load(), len(socks))
+		}
+	}
+	if !strings.Contains(log.String(), "poller failed") {
+		t.Fatalf("log %q, want the poller's failure", log.String())
+	}
+	s := socks[0]
+	s.idleOK.Store(true)
+	if _, err := s.Read(make([]byte, 16)); err != errIdle {
+		t.Fatalf("Read: %v, want errIdle", err)
+	}
+	if s.park() {
+		t.Fatal("parked with a failed poller")
+	}
+	if !s.noIdle.Load() {
+		t.Fatal("a session that cannot park may still report idleness")
+	}
+}
+
+// A park that epoll refuses is logged, and only once in a while: here
+// EEXIST, from socks sharing one socket, stands for ENOSPC past
+// fs.epoll.max_user_watches.
+func TestParkFailureLogged(t *testing.T) {
+	log := logCapture(t)
+	parkFailures.logged.Store(0)
+	before := parkFailures.n.Load()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, nc := tcpPair(t, ln)
+	defer peer.Close()
+	for i := range 3 {
+		s := newSock(nc)
+		defer s.Close()
+		s.onWake = func() {}
+		if i == 0 {
+			parkNow(t, s)
+			continue
+		}
+		s.idleOK.Store(true)
+		if _, err := s.Read(make([]byte, 16)); err != errIdle {
+			t.Fatalf("Read: %v, want errIdle", err)
+		}
+		if s.park() {
+			t.Fatal("a second registration of the same socket parked")
+		}
+		if !s.noIdle.Load() {
+			t.Fatal("a session that cannot park may still report idleness")
+		}
+	}
+	if n := parkFailures.n.Load() - before; n != 2 {
+		t.Fatalf("%d park failures counted, want 2", n)
+	}
+	if n := strings.Count(log.String(), "cannot park"); n != 1 {
+		t.Fatalf("%d park failures logged, want 1: %q", n, log.String())
+	}
 }

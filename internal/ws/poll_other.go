@@ -11,12 +11,14 @@ import (
 // Only Linux has a poller (epoll); elsewhere each session keeps its reading
 // goroutine, and reads wait as usual.
 
-func pollable(net.Conn) syscall.RawConn { return nil }
+type poller struct{}
 
-func pollerAdd(*sock) {}
+func pollable(net.Conn) (syscall.RawConn, *poller) { return nil, nil }
 
-func pollerArm(*sock) error { return errors.ErrUnsupported }
+func (*poller) add(*sock) {}
 
-func pollerForget(*sock) {}
+func (*poller) arm(*sock) error { return errors.ErrUnsupported }
+
+func (*poller) forget(*sock) {}
 
 func readFD(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }

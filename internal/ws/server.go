@@ -129,6 +129,10 @@ type Server struct {
 
 // New returns a Server.
 func New(cfg Config) *Server {
+	if cfg.Logger != nil {
+		// The poller is the process's, not the Server's.
+		pollLog.Store(cfg.Logger)
+	}
 	cfg.setDefaults()
 	return &Server{
 		cfg:    cfg,
