@@ -293,3 +293,186 @@ func TestParkFailureLogged(t *testing.T) {
 		t.Fatalf("%d park failures logged, want 1: %q", n, log.String())
 	}
 }
+
+// listen listens on a loopback port until the test ends.
+func listen(t testing.TB) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// testPoller is a poller of the test's own, independent of the process's:
+// what it has in its table is the test's. It is stopped when the test ends
+// (a failure, which it logs to the test's log capture).
+func testPoller(t *testing.T) *poller {
+	logCapture(t)
+	p, err := newPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.f.Close() })
+	return p
+}
+
+// sockFD is the file descriptor of s.
+func sockFD(s *sock) int {
+	fd := -1
+	s.raw.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
+// Bytes that arrive between the EAGAIN and the epoll registration (ADD for
+// the first park, MOD for later ones) wake the session.
+func TestReadinessBeforeArm(t *testing.T) {
+	ln := listen(t)
+	peer, nc := tcpPair(t, ln)
+	defer peer.Close()
+	s := newSock(nc)
+	defer s.Close()
+	woke := make(chan struct{}, 8)
+	s.onWake = func() { woke <- struct{}{} }
+	buf := make([]byte, 16)
+	for round := range 3 {
+		s.idleOK.Store(true)
+		s.quick.Store(true)
+		if _, err := s.Read(buf); err != errIdle {
+			t.Fatalf("Read: %v", err)
+		}
+		// A whole (unmasked, fine for the tracker) 1-byte frame arrives
+		// before the registration.
+		peer.Write([]byte{0x81, 0x01, 'x'})
+		time.Sleep(20 * time.Millisecond)
+		if !s.park() {
+			t.Fatal("park refused")
+		}
+		select {
+		case <-woke:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("round %d: bytes that came before the registration never woke the session", round)
+		}
+		if n, err := s.Read(buf); err != nil || n != 3 {
+			t.Fatalf("Read = %d, %v", n, err)
+		}
+	}
+}
+
+// fd numbers are reused by new connections while events and closes of old
+// ones are in flight: each sock is woken exactly once per park, by its own
+// peer's bytes or by its own Close, never by another's.
+func TestFDReuseStress(t *testing.T) {
+	ln := listen(t)
+	p := testPoller(t)
+	var mu sync.Mutex // Accept pairs must match Dial
+	fds := map[int]int{}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 150 {
+				mu.Lock()
+				peer, nc := tcpPair(t, ln)
+				mu.Unlock()
+				s := newSock(nc)
+				s.p = p
+				var wakes atomic.Int32
+				woke := make(chan struct{}, 4)
+				s.onWake = func() { wakes.Add(1); woke <- struct{}{} }
+				parkNow(t, s)
+				mu.Lock()
+				fds[sockFD(s)]++
+				mu.Unlock()
+				switch (g + i) % 3 {
+				case 0: // peer bytes, then close at the same time
+					go peer.Write([]byte{0x81, 0x00})
+					s.Close()
+				case 1: // peer bytes, then the session parks again, then close
+					peer.Write([]byte{0x81, 0x00})
+					select {
+					case <-woke:
+					case <-time.After(5 * time.Second):
+						t.Error("no wake on bytes")
+						return
+					}
+					buf := make([]byte, 16)
+					if n, err := s.Read(buf); n != 2 || err != nil {
+						t.Errorf("Read = %d, %v", n, err)
+					}
+					parkNow(t, s)
+					peer.Close()
+					<-woke
+					s.Close()
+					wakes.Add(-1)
+				case 2: // the peer goes away while parked
+					peer.Close()
+					select {
+					case <-woke:
+					case <-time.After(5 * time.Second):
+						t.Error("no wake on hangup")
+						return
+					}
+					s.Close()
+				}
+				time.Sleep(time.Millisecond)
+				if n := wakes.Load(); n != 1 {
+					t.Errorf("sock %d: %d wakes for one park", s.id, n)
+				}
+				peer.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	reused := 0
+	for _, n := range fds {
+		if n > 1 {
+			reused++
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no fd number was reused: the test did not test reuse")
+	}
+	p.mu.Lock()
+	left := len(p.parked)
+	p.mu.Unlock()
+	t.Logf("%d fd numbers reused; %d socks left in the poller's table", reused, left)
+	if left != 0 {
+		t.Fatalf("%d closed socks left in the poller's table", left)
+	}
+}
+
+// More parked sockets ready at once than one epoll_wait returns (128):
+// each wakes.
+func TestManyReadyAtOnce(t *testing.T) {
+	ln := listen(t)
+	p := testPoller(t)
+	const n = 400
+	var wakes atomic.Int32
+	peers := make([]net.Conn, n)
+	socks := make([]*sock, n)
+	for i := range n {
+		peer, nc := tcpPair(t, ln)
+		peers[i] = peer
+		s := newSock(nc)
+		s.p = p
+		s.onWake = func() { wakes.Add(1) }
+		parkNow(t, s)
+		socks[i] = s
+	}
+	for _, p := range peers {
+		p.Write([]byte{0x81, 0x00})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for wakes.Load() != n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := wakes.Load(); got != n {
+		t.Fatalf("%d wakes, want %d", got, n)
+	}
+	for i := range n {
+		socks[i].Close()
+		peers[i].Close()
+	}
+}
