@@ -265,7 +265,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for c := range s.conns {
-		c.ws.CloseNow()
+		// The socket itself: the library's CloseNow would wait out a
+		// close handshake in progress (up to 5 s for an unanswered close).
+		c.sock.Close()
 	}
 	s.mu.Unlock()
 	<-done
