@@ -2,7 +2,6 @@ package ws_test
 
 import (
 	"bufio"
-	"crypto/rand"
 	"encoding/binary"
 	"io"
 	"net"
@@ -11,25 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-// maskedText encodes a client's text frame (masked, as RFC 6455 requires).
-func maskedText(payload []byte) []byte {
-	var mask [4]byte
-	rand.Read(mask[:])
-	f := []byte{0x81}
-	switch n := len(payload); {
-	case n < 126:
-		f = append(f, 0x80|byte(n))
-	default:
-		f = append(f, 0x80|126)
-		f = binary.BigEndian.AppendUint16(f, uint16(n))
-	}
-	f = append(f, mask[:]...)
-	for i, b := range payload {
-		f = append(f, b^mask[i%4])
-	}
-	return f
-}
 
 // readServerFrame reads one unmasked frame of the server.
 func readServerFrame(r io.Reader) (opcode byte, payload []byte, err error) {
@@ -80,7 +60,7 @@ func TestFramesRightBehindTheHandshake(t *testing.T) {
 	req, key := upgradeRequest(u, tok)
 	msg := []byte(req)
 	for _, ref := range []string{"early-1", "early-2", "early-3"} {
-		msg = append(msg, maskedText([]byte(`{"type":"ping","ref":"`+ref+`"}`))...)
+		msg = append(msg, clientFrame(true, 0x1, []byte(`{"type":"ping","ref":"`+ref+`"}`), false)...)
 	}
 	if _, err := nc.Write(msg); err != nil {
 		t.Fatal(err)
