@@ -180,6 +180,22 @@ func parkNow(t testing.TB, s *sock) {
 	}
 }
 
+// parkRefused checks that s, idle, cannot park, and then no longer
+// reports idleness.
+func parkRefused(t testing.TB, s *sock, parkedMsg string) {
+	t.Helper()
+	s.idleOK.Store(true)
+	if _, err := s.Read(make([]byte, 16)); err != errIdle {
+		t.Fatalf("Read: %v, want errIdle", err)
+	}
+	if s.park() {
+		t.Fatal(parkedMsg)
+	}
+	if !s.noIdle.Load() {
+		t.Fatal("a session that cannot park may still report idleness")
+	}
+}
+
 // logCapture takes the poller's log for the rest of the test.
 func logCapture(t *testing.T) *syncBuffer {
 	var b syncBuffer
@@ -240,17 +256,7 @@ func TestPollerFailureWakesParked(t *testing.T) {
 	if !strings.Contains(log.String(), "poller failed") {
 		t.Fatalf("log %q, want the poller's failure", log.String())
 	}
-	s := socks[0]
-	s.idleOK.Store(true)
-	if _, err := s.Read(make([]byte, 16)); err != errIdle {
-		t.Fatalf("Read: %v, want errIdle", err)
-	}
-	if s.park() {
-		t.Fatal("parked with a failed poller")
-	}
-	if !s.noIdle.Load() {
-		t.Fatal("a session that cannot park may still report idleness")
-	}
+	parkRefused(t, socks[0], "parked with a failed poller")
 }
 
 // A park that epoll refuses is logged, and only once in a while: here
@@ -275,16 +281,7 @@ func TestParkFailureLogged(t *testing.T) {
 			parkNow(t, s)
 			continue
 		}
-		s.idleOK.Store(true)
-		if _, err := s.Read(make([]byte, 16)); err != errIdle {
-			t.Fatalf("Read: %v, want errIdle", err)
-		}
-		if s.park() {
-			t.Fatal("a second registration of the same socket parked")
-		}
-		if !s.noIdle.Load() {
-			t.Fatal("a session that cannot park may still report idleness")
-		}
+		parkRefused(t, s, "a second registration of the same socket parked")
 	}
 	if n := parkFailures.n.Load() - before; n != 2 {
 		t.Fatalf("%d park failures counted, want 2", n)
