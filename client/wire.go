@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/wirejson"
@@ -11,20 +12,30 @@ import (
 // decodes every update it receives, so this is the client's hot path.
 
 // parseFrame decodes a frame from the server. s is the frame as one
-// string, which the decoded strings share.
+// string, which the decoded strings share. The update and message objects
+// are decoded where they stand (wirejson.Walk), so each byte is scanned
+// once.
 func parseFrame(s string) (f inFrame, err error) {
-	ferr := wirejson.Fields(s, func(k, v string) bool {
+	_, err = wirejson.Walk(s, 0, func(k string, at int) (end int, err error) {
+		switch k {
+		case "update":
+			f.Update, end, err = parseUpdate(s, at)
+			return end, err
+		case "message":
+			f.Message, end, err = parseMessage(s, at)
+			return end, err
+		}
+		v, end, err := wirejson.Value(s, at)
+		if err != nil {
+			return 0, err
+		}
 		switch k {
 		case "type":
 			f.Type, err = wirejson.String(v)
 		case "ref":
 			f.Ref, err = wirejson.String(v)
-		case "update":
-			f.Update, err = parseUpdate(v)
 		case "cursor":
 			f.Cursor, err = wirejson.Int(v)
-		case "message":
-			f.Message, err = parseMessage(v)
 		case "read_seq":
 			f.ReadSeq, err = wirejson.Int(v)
 		case "error":
@@ -37,28 +48,40 @@ func parseFrame(s string) (f inFrame, err error) {
 		case "from":
 			f.From, err = wirejson.String(v)
 		}
-		return err == nil
+		return end, err
 	})
-	if err == nil {
-		err = ferr
-	}
 	return f, err
 }
 
-func parseUpdate(s string) (*Update, error) {
-	if s == "null" {
-		return nil, nil
+// isNull reports whether the value at s[at] is null, and the index past it.
+func isNull(s string, at int) (bool, int) {
+	if strings.HasPrefix(s[at:], "null") {
+		return true, at + len("null")
+	}
+	return false, at
+}
+
+// parseUpdate decodes the update object at s[at] and returns the index
+// past it.
+func parseUpdate(s string, at int) (*Update, int, error) {
+	if null, end := isNull(s, at); null {
+		return nil, end, nil
 	}
 	u := new(Update)
-	var err error
-	ferr := wirejson.Fields(s, func(k, v string) bool {
+	end, err := wirejson.Walk(s, at, func(k string, at int) (end int, err error) {
+		if k == "message" {
+			u.Message, end, err = parseMessage(s, at)
+			return end, err
+		}
+		v, end, err := wirejson.Value(s, at)
+		if err != nil {
+			return 0, err
+		}
 		switch k {
 		case "cursor":
 			u.Cursor, err = wirejson.Int(v)
 		case "type":
 			u.Type, err = wirejson.String(v)
-		case "message":
-			u.Message, err = parseMessage(v)
 		case "conversation_id":
 			u.ConversationID, err = wirejson.String(v)
 		case "reader":
@@ -71,21 +94,23 @@ func parseUpdate(s string) (*Update, error) {
 				err = json.Unmarshal([]byte(v), u.Conversation)
 			}
 		}
-		return err == nil
+		return end, err
 	})
-	if err == nil {
-		err = ferr
-	}
-	return u, err
+	return u, end, err
 }
 
-func parseMessage(s string) (*Message, error) {
-	if s == "null" {
-		return nil, nil
+// parseMessage decodes the message object at s[at] and returns the index
+// past it.
+func parseMessage(s string, at int) (*Message, int, error) {
+	if null, end := isNull(s, at); null {
+		return nil, end, nil
 	}
 	m := new(Message)
-	var err error
-	ferr := wirejson.Fields(s, func(k, v string) bool {
+	end, err := wirejson.Walk(s, at, func(k string, at int) (int, error) {
+		v, end, err := wirejson.Value(s, at)
+		if err != nil {
+			return 0, err
+		}
 		switch k {
 		case "conversation_id":
 			m.ConversationID, err = wirejson.String(v)
@@ -102,17 +127,14 @@ func parseMessage(s string) (*Message, error) {
 		case "meta":
 			m.Meta = json.RawMessage(v)
 		case "sent_at":
-			var at string
-			if at, err = wirejson.String(v); err == nil && at != "" {
-				m.SentAt, err = time.Parse(time.RFC3339, at)
+			var t string
+			if t, err = wirejson.String(v); err == nil && t != "" {
+				m.SentAt, err = time.Parse(time.RFC3339, t)
 			}
 		}
-		return err == nil
+		return end, err
 	})
-	if err == nil {
-		err = ferr
-	}
-	return m, err
+	return m, end, err
 }
 
 // appendSendFrame appends the send frame of a message.

@@ -25,48 +25,79 @@ var ErrSyntax = errors.New("wirejson: malformed JSON")
 // a field that matters is decoded by its caller (String, Int), and those
 // check it. Working on a string lets decoded strings share its memory.
 func Fields(s string, fn func(key, val string) bool) error {
-	i := skipSpace(s, 0)
+	_, err := Walk(s, 0, func(key string, at int) (int, error) {
+		val, end, err := Value(s, at)
+		if err != nil {
+			return 0, err
+		}
+		if !fn(key, val) {
+			return 0, errStop
+		}
+		return end, nil
+	})
+	if err == errStop {
+		return nil
+	}
+	return err
+}
+
+// errStop ends a Walk early without an error.
+var errStop = errors.New("wirejson: stop")
+
+// Walk goes through the members of the JSON object that starts at s[i]
+// (after any spaces). It calls fn with each key, as written, and the index
+// of its value; fn returns the index just past the value, which it finds
+// with Value or by decoding the value itself (a nested Walk), so that a
+// nested object is scanned once rather than once per level. Walk returns
+// the index just past the object, or fn's first error.
+func Walk(s string, i int, fn func(key string, at int) (int, error)) (int, error) {
+	i = skipSpace(s, i)
 	if i >= len(s) || s[i] != '{' {
-		return ErrSyntax
+		return 0, ErrSyntax
 	}
 	i = skipSpace(s, i+1)
 	if i < len(s) && s[i] == '}' {
-		return nil
+		return i + 1, nil
 	}
 	for {
 		if i >= len(s) || s[i] != '"' {
-			return ErrSyntax
+			return 0, ErrSyntax
 		}
 		end, err := skipString(s, i)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		key := s[i+1 : end-1]
 		i = skipSpace(s, end)
 		if i >= len(s) || s[i] != ':' {
-			return ErrSyntax
+			return 0, ErrSyntax
 		}
-		i = skipSpace(s, i+1)
-		end, err = skipValue(s, i)
-		if err != nil {
-			return err
+		if i, err = fn(key, skipSpace(s, i+1)); err != nil {
+			return 0, err
 		}
-		if !fn(key, s[i:end]) {
-			return nil
-		}
-		i = skipSpace(s, end)
+		i = skipSpace(s, i)
 		if i >= len(s) {
-			return ErrSyntax
+			return 0, ErrSyntax
 		}
 		switch s[i] {
 		case ',':
 			i = skipSpace(s, i+1)
 		case '}':
-			return nil
+			return i + 1, nil
 		default:
-			return ErrSyntax
+			return 0, ErrSyntax
 		}
 	}
+}
+
+// Value returns the raw value that starts at s[i], and the index just past
+// it. Like Fields, it skips over the value without validating it.
+func Value(s string, i int) (string, int, error) {
+	end, err := skipValue(s, i)
+	if err != nil {
+		return "", 0, err
+	}
+	return s[i:end], end, nil
 }
 
 func skipSpace(s string, i int) int {
