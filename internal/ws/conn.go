@@ -548,7 +548,7 @@ func (c *conn) writeLoop() {
 				req = it.close
 				break
 			}
-			if err = c.ws.Write(context.Background(), websocket.MessageText, it.b); err != nil {
+			if err = c.cork.WriteText(it.b); err != nil {
 				break
 			}
 			if it.cursor > 0 {

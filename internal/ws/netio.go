@@ -3,6 +3,7 @@ package ws
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -484,6 +485,36 @@ func (c *corker) write(p []byte) (int, error) {
 		defer c.nc.SetWriteDeadline(time.Time{})
 	}
 	return c.nc.Write(p)
+}
+
+// WriteText writes p as one unmasked text frame (RFC 6455 section 5.2):
+// into the gathered batch when corked, else to the socket. The session's
+// writer frames its queued updates and answers itself, rather than through
+// the WebSocket library, whose write path takes two channel-based locks
+// per frame. The library writes only control frames (pongs, pings, the
+// close), each whole in one Write, so frames never interleave.
+func (c *corker) WriteText(p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		*c.buf = append(appendTextHeader(*c.buf, len(p)), p...)
+		return nil
+	}
+	_, err := c.write(append(appendTextHeader(make([]byte, 0, 10+len(p)), len(p)), p...))
+	return err
+}
+
+// appendTextHeader appends the header of a final, unmasked text frame of n
+// bytes.
+func appendTextHeader(b []byte, n int) []byte {
+	b = append(b, 0x80|0x1) // FIN, opcode text
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 }
 
 // Cork starts gathering writes.

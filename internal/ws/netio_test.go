@@ -55,3 +55,32 @@ func TestFrameTracker(t *testing.T) {
 		}
 	}
 }
+
+// The text frame headers the session writer writes are RFC 6455's (its
+// section 5.7 examples, with the text opcode), and the frame tracker reads
+// whole frames from them.
+func TestTextHeader(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want []byte
+	}{
+		{0, []byte{0x81, 0x00}},
+		{5, []byte{0x81, 0x05}},
+		{125, []byte{0x81, 0x7d}},
+		{126, []byte{0x81, 0x7e, 0x00, 0x7e}},
+		{256, []byte{0x81, 0x7e, 0x01, 0x00}},
+		{65535, []byte{0x81, 0x7e, 0xff, 0xff}},
+		{65536, []byte{0x81, 0x7f, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00}},
+	} {
+		h := appendTextHeader(nil, c.n)
+		if string(h) != string(c.want) {
+			t.Errorf("%d bytes: header % x, want % x", c.n, h, c.want)
+		}
+		var tr frameTracker
+		tr.advance(h)
+		tr.advance(make([]byte, c.n))
+		if !tr.boundary() {
+			t.Errorf("%d bytes: the tracker is not at a boundary after the frame", c.n)
+		}
+	}
+}
