@@ -20,11 +20,16 @@ import (
 func clientFrame(fin bool, opcode byte, payload []byte, long bool) []byte {
 	var mask [4]byte
 	rand.Read(mask[:])
+	return appendClientFrame(nil, fin, opcode, payload, long, mask)
+}
+
+// appendClientFrame appends a client's frame with the masking key mask.
+func appendClientFrame(f []byte, fin bool, opcode byte, payload []byte, long bool, mask [4]byte) []byte {
 	b0 := opcode
 	if fin {
 		b0 |= 0x80
 	}
-	f := []byte{b0}
+	f = append(f, b0)
 	switch n := len(payload); {
 	case long:
 		f = append(f, 0x80|127)
