@@ -148,7 +148,8 @@ func encodeUpdate(u *chat.Update, mj []byte) []byte {
 	if mj == nil {
 		mj = wirejson.AppendMessage(make([]byte, 0, 256+len(u.Message.Body)), u.Message)
 	}
-	b := make([]byte, 0, 64+len(mj))
+	const frame = `{"type":"update","update":{"cursor":` + `,"type":"message","message":` + "}}"
+	b := make([]byte, 0, len(frame)+20+len(mj)) // 20: the cursor's digits at most
 	b = append(b, `{"type":"update","update":{"cursor":`...)
 	b = strconv.AppendInt(b, u.Cursor, 10)
 	b = append(b, `,"type":"message","message":`...)
@@ -159,7 +160,9 @@ func encodeUpdate(u *chat.Update, mj []byte) []byte {
 // encodeAckSend encodes the ack of a send; mj is the message's JSON.
 func encodeAckSend(ref string, m *chat.Message, mj []byte, cursor int64) []byte {
 	mj = messageJSON(m, mj)
-	b := make([]byte, 0, 48+len(ref)+len(mj))
+	const frame = `{"type":"ack","ref":` + `,"message":` + `,"cursor":` + "}"
+	// 2 for the ref's quotes (escapes are rare), 20 for the cursor's digits.
+	b := make([]byte, 0, len(frame)+2+len(ref)+len(mj)+20)
 	b = append(b, `{"type":"ack","ref":`...)
 	b = wirejson.AppendString(b, ref)
 	b = append(b, `,"message":`...)
