@@ -3,13 +3,11 @@ package ws_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/switchboard-chat/switchboard/internal/chat"
 )
 
@@ -34,8 +30,10 @@ import (
 // 16 messages in flight, each receiver reading its stream. A message counts
 // when the receiver's socket has it; latency is from the sender's write to
 // the receiver's read. The load generator runs in this process and keeps
-// its parsing lean (it looks for the fields it needs) so that the server's
-// share of the 2 cores is what is measured.
+// lean, so that the server's share of the 2 cores is what is measured: it
+// speaks RFC 6455 framing on raw sockets (benchPeer), writes each free
+// window's sends with one system call, and looks only for the fields it
+// needs.
 //
 // The memstore case is not durable; it shows what the WebSocket path and
 // the load generator cost without the store.
@@ -52,19 +50,17 @@ func benchDelivery(b *testing.B, memory bool) {
 	e.app("bench")
 	type pair struct {
 		conv     string
-		from, to *websocket.Conn
-		cork     *benchCork
+		from, to *benchPeer
 	}
 	ps := make([]pair, pairs)
 	for i := range ps {
 		s, r := chat.NewAddress("bench", fmt.Sprint("s", i)), chat.NewAddress("bench", fmt.Sprint("r", i))
 		ps[i].conv = e.direct(s, r)
-		ps[i].from, ps[i].cork = dialCorked(b, e, e.token(s))
-		ps[i].to = e.dial(e.token(r), 1).c
-		for _, c := range []*websocket.Conn{ps[i].from, ps[i].to} {
-			c.SetReadLimit(1 << 20)
+		ps[i].from = newBenchPeer(b, e, e.token(s))
+		ps[i].to = newBenchPeer(b, e, e.token(r))
+		for _, p := range []*benchPeer{ps[i].from, ps[i].to} {
 			for {
-				_, f, err := c.Read(context.Background())
+				f, err := p.next()
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -92,21 +88,23 @@ func benchDelivery(b *testing.B, memory bool) {
 				slots <- struct{}{}
 				// Every send whose slot is free goes in one system call,
 				// as the client package's corked writer does.
-				p.cork.cork()
+				p.from.mu.Lock()
 				for free := true; free && n < per; n++ {
 					buf = append(buf[:0], prefix...)
 					buf = strconv.AppendInt(buf, int64(n), 10)
 					buf = append(buf, `","ref":"r","body":"`...)
 					buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
 					buf = append(buf, `"}`...)
-					p.cork.text(buf)
+					p.from.out = appendClientFrame(p.from.out, true, 0x1, buf, false, benchMask())
 					select {
 					case slots <- struct{}{}:
 					default:
 						free = false
 					}
 				}
-				if err := p.cork.uncork(); err != nil {
+				err := p.from.flush()
+				p.from.mu.Unlock()
+				if err != nil {
 					errs.Add(1)
 					return
 				}
@@ -114,10 +112,8 @@ func benchDelivery(b *testing.B, memory bool) {
 		})
 		// The sender's socket: acks free slots; its own updates pass.
 		wg.Go(func() {
-			var f []byte
 			for acked := 0; acked < per; {
-				var err error
-				f, err = readInto(p.from, f)
+				f, err := p.from.next()
 				if err != nil {
 					errs.Add(1)
 					return
@@ -136,10 +132,8 @@ func benchDelivery(b *testing.B, memory bool) {
 		// Receiver: every message, latency from the body's timestamp.
 		wg.Go(func() {
 			l := make([]int64, 0, per)
-			var buf []byte
 			for len(l) < per {
-				f, err := readInto(p.to, buf)
-				buf = f
+				f, err := p.to.next()
 				if err != nil {
 					errs.Add(1)
 					return
@@ -185,96 +179,80 @@ func processCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchCork is the socket under a generator's sending WebSocket: corked,
-// it gathers the frames the library writes (pongs) and the sends, which
-// the generator frames itself (text), and uncork writes them with one
-// system call.
-type benchCork struct {
-	net.Conn
-	mu     sync.Mutex
-	corked bool
-	buf    []byte
+// benchPeer is a generator's socket after the handshake, spoken to
+// directly (RFC 6455 framing) rather than through a WebSocket library, so
+// that the generator's share of the 2 cores stays small: it writes its
+// sends corked, one system call per free window, and reads frames into a
+// reused buffer.
+type benchPeer struct {
+	nc  net.Conn
+	r   *bufio.Reader
+	in  []byte
+	mu  sync.Mutex // guards out and writes to nc
+	out []byte
 }
 
-func (c *benchCork) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.corked {
-		c.buf = append(c.buf, p...)
-		return len(p), nil
-	}
-	return c.Conn.Write(p)
+func newBenchPeer(b *testing.B, e *env, tok string) *benchPeer {
+	nc := rawDial(b, e.url+"?after=1", tok)
+	b.Cleanup(func() { nc.Close() })
+	return &benchPeer{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
 }
 
-// text gathers a text frame; the cork is on.
-func (c *benchCork) text(payload []byte) {
-	var mask [4]byte
-	binary.LittleEndian.PutUint32(mask[:], mrand.Uint32())
-	c.mu.Lock()
-	c.buf = appendClientFrame(c.buf, true, 0x1, payload, false, mask)
-	c.mu.Unlock()
-}
-
-func (c *benchCork) cork() {
-	c.mu.Lock()
-	c.corked = true
-	c.mu.Unlock()
-}
-
-func (c *benchCork) uncork() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = false
-	_, err := c.Conn.Write(c.buf)
-	c.buf = c.buf[:0]
+// flush writes out. p.mu is held.
+func (p *benchPeer) flush() error {
+	_, err := p.nc.Write(p.out)
+	p.out = p.out[:0]
 	return err
 }
 
-// dialCorked opens a stream (from cursor 1) whose writes can be corked.
-func dialCorked(b *testing.B, e *env, tok string) (*websocket.Conn, *benchCork) {
-	var cork *benchCork
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+// next returns the payload of the next data frame, valid until the next
+// call; it answers pings.
+func (p *benchPeer) next() ([]byte, error) {
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(p.r, h[:]); err != nil {
+			return nil, err
+		}
+		n := uint64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var x [2]byte
+			if _, err := io.ReadFull(p.r, x[:]); err != nil {
+				return nil, err
+			}
+			n = uint64(binary.BigEndian.Uint16(x[:]))
+		case 127:
+			var x [8]byte
+			if _, err := io.ReadFull(p.r, x[:]); err != nil {
+				return nil, err
+			}
+			n = binary.BigEndian.Uint64(x[:])
+		}
+		p.in = slices.Grow(p.in[:0], int(n))[:n]
+		if _, err := io.ReadFull(p.r, p.in); err != nil {
+			return nil, err
+		}
+		switch h[0] & 0x0f {
+		case 0x1:
+			return p.in, nil
+		case 0x9:
+			p.mu.Lock()
+			p.out = appendClientFrame(p.out, true, 0xa, p.in, false, benchMask())
+			err := p.flush()
+			p.mu.Unlock()
 			if err != nil {
 				return nil, err
 			}
-			cork = &benchCork{Conn: nc}
-			return cork, nil
-		},
-	}}
-	c, _, err := websocket.Dial(context.Background(), e.url+"?after=1", &websocket.DialOptions{
-		HTTPClient: hc,
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}},
-	})
-	if err != nil {
-		b.Fatal(err)
+		case 0x8:
+			return nil, fmt.Errorf("the server closed the socket: % x", p.in)
+		}
 	}
-	b.Cleanup(func() { c.CloseNow() })
-	return c, cork
 }
 
-// readInto reads the next frame into buf's array, growing it as needed,
-// so that the generator does not allocate per frame.
-func readInto(c *websocket.Conn, buf []byte) ([]byte, error) {
-	_, r, err := c.Reader(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+// benchMask is a masking key; math/rand/v2's generator needs no system call.
+func benchMask() (m [4]byte) {
+	binary.LittleEndian.PutUint32(m[:], mrand.Uint32())
+	return m
 }
 
 // BenchmarkIdleMemory measures the server's memory per idle connection:
