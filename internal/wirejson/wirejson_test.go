@@ -2,6 +2,7 @@ package wirejson_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,55 @@ func FuzzString(f *testing.F) {
 		dec, err := wirejson.String(string(want))
 		if err != nil || dec != back {
 			t.Fatalf("String(%s) = %q, %v; want %q", want, dec, err, back)
+		}
+	})
+}
+
+// Valid says what encoding/json's Valid says.
+//
+//	go test -run '^$' -fuzz FuzzValid -fuzztime 60s ./internal/wirejson/
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{
+		``, ` `, `{}`, `[]`, `{"type":"send","ref":"r","conversation_id":"d1","client_id":"c","body":"hi","meta":{"k":[1,-2.5e+3,true,false,null,"\u00e9\n"]}}`,
+		`{"a":}`, `{"a" 1}`, `{,}`, `[1,]`, `[1 2]`, `01`, `-`, `1.`, `.5`, `1e`, `1E+`, `"\x"`, `"\u12g4"`, "\"\x01\"", "\"\xff\"",
+		`tru`, `nul`, `{"a":1}}`, `[[[[]]]]`, `{"a":{"b":[{"c":null}]}}`, "\t{ \"a\" :\n[ ] }\r", `"`, `"\`, `[`, `{"a":1,}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := wirejson.Valid(s), json.Valid([]byte(s)); got != want {
+			t.Fatalf("Valid(%q) = %v, encoding/json says %v", s, got, want)
+		}
+	})
+}
+
+// Valid keeps encoding/json's limit of 10,000 levels of nesting.
+func TestValidDepth(t *testing.T) {
+	for _, depth := range []int{9999, 10000, 10001} {
+		s := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+		if got, want := wirejson.Valid(s), json.Valid([]byte(s)); got != want {
+			t.Errorf("depth %d: Valid = %v, encoding/json says %v", depth, got, want)
+		}
+	}
+}
+
+// BenchmarkValid checks a client's send frame.
+//
+//	go test -run '^$' -bench Valid ./internal/wirejson/
+func BenchmarkValid(b *testing.B) {
+	s := `{"type":"send","ref":"r-17","conversation_id":"dkq3vbm2xw5yq7zr4t6u8p1n0ao","client_id":"bench-17-4711","body":"a message of a typical length, some sixty bytes or so......","meta":{"k":[1,2]}}`
+	b.Run("wirejson", func(b *testing.B) {
+		for b.Loop() {
+			if !wirejson.Valid(s) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			if !json.Valid([]byte(s)) {
+				b.Fatal("invalid")
+			}
 		}
 	})
 }

@@ -84,10 +84,9 @@ func encode(v any) []byte {
 // encoding/json, whose errors the client then sees.
 func parseIn(data []byte) (inFrame, error) {
 	var f inFrame
-	if json.Valid(data) {
+	if s := string(data); wirejson.Valid(s) {
 		var err error
 		fallback := false
-		s := string(data)
 		perr := wirejson.Fields(s, func(k, v string) bool {
 			switch k {
 			case "type":
