@@ -94,21 +94,28 @@ func (s *Service) SendBatch(ctx context.Context, caller chat.Address, rs []SendR
 	}
 	appended, errs := s.appendAll(ctx, ms)
 
-	var events []bus.Event
+	n := 0
+	for j := range valid {
+		if errs[j] == nil && appended[j].Created {
+			n += len(appended[j].Deliveries)
+		}
+	}
+	events := make([]bus.Event, 0, n)
 	for j, i := range valid {
 		if errs[j] != nil {
 			res[i].Err = storeErr(errs[j], "conversation "+conv)
 			continue
 		}
-		a := appended[j]
+		a := &appended[j]
 		if !a.Created {
 			res[i].Sent = Sent{Message: a.Message, Cursor: a.Cursor}
 			continue
 		}
 		mj := wirejson.AppendMessage(make([]byte, 0, 256+len(a.Message.Body)+len(a.Message.Meta)), &a.Message)
-		m := a.Message
 		res[i].Sent = Sent{Message: a.Message, Cursor: a.Cursor, Created: true, MessageJSON: mj}
-		events = appendMessageEvents(events, a.Deliveries, &m, mj)
+		// The updates point at the answer's copy, which nobody changes:
+		// no copy of the message per send.
+		events = appendMessageEvents(events, a.Deliveries, &res[i].Sent.Message, mj)
 	}
 	s.publishEvents(ctx, events)
 	return res
