@@ -21,19 +21,20 @@
 //
 // What the writer reads must include the batches not yet applied. It
 // caches conversations (members, last seq, updated at) and every user's
-// last cursor, and keeps the other keys it reads back (apps, idempotency
-// records, read positions, messages) in a pending map until their batch is
-// applied; anything else it reads from the DB.
+// last cursor, and keeps the other keys it reads back (apps, read
+// positions, messages) in a pending map until their batch is applied;
+// anything else it reads from the DB.
 //
-// Idempotency records stay in pending longer: until Pebble reports a flush
-// that put them in sstables. Every append looks its client id up and almost
-// never finds it, and a Pebble Get for a missing key searches every
-// memtable's skip list, which has no filter; so the writer looks in pending
-// and then in the sstables alone, whose bloom filters answer at once (see
-// idem.go). This holds only while the writer is the one to write those
-// records and Open leaves no memtable it did not see. Pending then holds
-// the records of at most the memtables not yet flushed: about 150 bytes per
-// message, some tens of MB at most with 32 MiB memtables.
+// Idempotency records are not in pending but in an index of their own
+// (idem.go), from their write until Pebble reports a flush that put them
+// in sstables. Every append looks its client id up and almost never finds
+// it, and a Pebble Get for a missing key searches every memtable's skip
+// list, which has no filter; so the writer looks in the index and then in
+// the sstables alone, whose bloom filters answer at once. This holds only
+// while the writer is the one to write those records and Open leaves no
+// memtable it did not see. The index holds the records of at most the
+// memtables not yet flushed, by a 64-bit hash of their key, without
+// pointers: 32 bytes a message, some MB with 32 MiB memtables.
 //
 // Batches reach Pebble sorted by key (sorted.go), so that the memtable
 // inserts of a stream's or a conversation's entries follow one another.

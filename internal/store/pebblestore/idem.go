@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"bytes"
+	"hash/maphash"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
@@ -14,12 +15,20 @@ import (
 // misses at every level; Pebble keeps no filter on memtables) before the
 // sstables' bloom filters answer: it was the writer's largest cost. The
 // writer is the only one to write idempotency records, so it can know all
-// those still in a memtable: it keeps them in pending after their batch is
-// applied, until Pebble reports (FlushEnd) a flush that put them in
-// sstables. A lookup reads pending, and else only the sstables, through an
-// iterator that ignores the memtables, made at most once per batch. Open
-// flushes what the WAL replayed, so that no memtable holds a record the
-// writer did not see.
+// those still in a memtable: it indexes them (idemIndex) from their write
+// until Pebble reports (FlushEnd) a flush that put them in sstables. A
+// lookup reads the index, and else only the sstables, through an iterator
+// that ignores the memtables, made at most once per batch. Open flushes
+// what the WAL replayed, so that no memtable holds a record the writer did
+// not see.
+//
+// The index holds some hundred thousand records (a memtable or two of
+// them), and most lookups miss it, so it is kept small and without
+// pointers, which the garbage collector would scan: a record is found by a
+// 64-bit hash of its key, and a hit is confirmed against the message it
+// names (its sender and client id), which the caller reads anyway. A record
+// whose hash another record holds goes to a map by its whole key instead,
+// which is almost always empty.
 
 // appliedBatch tells the writer that batch gen is applied; last is the
 // seqnum of its last write (0: it wrote nothing).
@@ -27,11 +36,109 @@ type appliedBatch struct {
 	gen, last uint64
 }
 
-// keptIdem is the idempotency records of an applied batch, kept in pending
-// until a flush has covered seqnum last.
-type keptIdem struct {
+// idemRec is an indexed idempotency record: the seq and sender's cursor it
+// holds, and the batch that wrote it.
+type idemRec struct {
+	seq, cursor int64
+	gen         uint64
+}
+
+// idemIndex indexes the idempotency records not yet known to be flushed.
+type idemIndex struct {
+	hash   func(key []byte) uint64 // a test may make every key collide
+	byHash map[uint64]idemRec
+	byKey  map[string]idemRec // records whose hash byHash gives another
+	// ofGen lists the records each batch wrote, by hash and (for byKey)
+	// by key, until the batch is applied; kept then holds them, in batch
+	// order, until a flush covers them.
+	ofGen map[uint64]*idemBatch
+	kept  []*idemBatch
+}
+
+// idemBatch is the idempotency records of batch gen, whose last write has
+// seqnum last once applied.
+type idemBatch struct {
 	gen, last uint64
+	hashes    []uint64
 	keys      []string
+}
+
+func newIdemIndex() *idemIndex {
+	seed := maphash.MakeSeed()
+	return &idemIndex{
+		hash:   func(key []byte) uint64 { return maphash.Bytes(seed, key) },
+		byHash: make(map[uint64]idemRec),
+		byKey:  make(map[string]idemRec),
+		ofGen:  make(map[uint64]*idemBatch),
+	}
+}
+
+// add indexes the record of key, written by batch gen. The caller has
+// looked key up and found nothing.
+func (x *idemIndex) add(key []byte, r idemRec) {
+	b := x.ofGen[r.gen]
+	if b == nil {
+		b = &idemBatch{gen: r.gen}
+		x.ofGen[r.gen] = b
+	}
+	h := x.hash(key)
+	if _, taken := x.byHash[h]; taken {
+		k := string(key)
+		x.byKey[k] = r
+		b.keys = append(b.keys, k)
+		return
+	}
+	x.byHash[h] = r
+	b.hashes = append(b.hashes, h)
+}
+
+// candidates returns the indexed record whose hash is key's, if any, and
+// the record indexed by the whole key, if any. The first may be another
+// key's: the caller confirms it.
+func (x *idemIndex) candidates(key []byte) (byHash idemRec, okHash bool, byKey idemRec, okKey bool) {
+	byHash, okHash = x.byHash[x.hash(key)]
+	if len(x.byKey) > 0 {
+		byKey, okKey = x.byKey[string(key)]
+	}
+	return byHash, okHash, byKey, okKey
+}
+
+// applied notes that batch gen is applied with last as its last seqnum:
+// its records now wait for a flush.
+func (x *idemIndex) applied(gen, last uint64) {
+	b := x.ofGen[gen]
+	if b == nil {
+		return
+	}
+	delete(x.ofGen, gen)
+	b.last = last
+	x.kept = append(x.kept, b)
+}
+
+// dropFlushed drops the records that a flush up to seqnum flushed has put
+// in sstables.
+func (x *idemIndex) dropFlushed(flushed uint64) {
+	n := 0
+	for _, b := range x.kept {
+		if b.last > flushed {
+			break
+		}
+		for _, h := range b.hashes {
+			if r, ok := x.byHash[h]; ok && r.gen == b.gen {
+				delete(x.byHash, h)
+			}
+		}
+		for _, k := range b.keys {
+			if r, ok := x.byKey[k]; ok && r.gen == b.gen {
+				delete(x.byKey, k)
+			}
+		}
+		n++
+	}
+	if n > 0 {
+		clear(x.kept[:n])
+		x.kept = append(x.kept[:0], x.kept[n:]...)
+	}
 }
 
 // flushWatch records the highest seqnum flushed to sstables so far.
@@ -51,35 +158,14 @@ func (f *flushWatch) flushEnd(info pebble.FlushInfo) {
 	}
 }
 
-// dropFlushed drops from pending the idempotency records that a flush has
-// put in sstables. It runs before a batch's first lookup.
+// dropFlushed drops from the index the idempotency records that a flush
+// has put in sstables. It runs before a batch's first lookup.
 func (w *writer) dropFlushed() {
-	flushed := w.flushed.seq.Load()
-	n := 0
-	for _, k := range w.kept {
-		if k.last > flushed {
-			break
-		}
-		for _, key := range k.keys {
-			if p, ok := w.pending[key]; ok && p.gen == k.gen {
-				delete(w.pending, key)
-			}
-		}
-		n++
-	}
-	if n > 0 {
-		w.kept = append(w.kept[:0], w.kept[n:]...)
-	}
+	w.idem.dropFlushed(w.flushed.seq.Load())
 }
 
-// getIdem reads an idempotency record as of the batch being built.
-func (w *writer) getIdem(key []byte, fn func(v []byte) error) (found bool, err error) {
-	if p, ok := w.pending[string(key)]; ok {
-		if p.deleted {
-			return false, nil
-		}
-		return true, fn(p.v)
-	}
+// sstIdem reads an idempotency record from the sstables alone.
+func (w *writer) sstIdem(key []byte, fn func(v []byte) error) (found bool, err error) {
 	if w.sst == nil {
 		w.sst, err = w.db.NewIter(&pebble.IterOptions{
 			LowerBound:                []byte{pIdem},

@@ -9,12 +9,19 @@ import (
 )
 
 // TestRepeatsAcrossFlushes: a client id sent again is answered with its
-// first message wherever the record is: in pending before its batch is
-// applied, kept there after, in the sstables once a flush moved it (the
-// lookups skip the memtables; idem.go), and after a reopen. A memtable of
-// 256 KiB makes Pebble flush every few hundred messages on its own, and
-// the test forces flushes in between too.
-func TestRepeatsAcrossFlushes(t *testing.T) {
+// first message wherever the record is: indexed before its batch is
+// applied and after, in the sstables once a flush moved it (the lookups
+// skip the memtables; idem.go), and after a reopen. A memtable of 256 KiB
+// makes Pebble flush every few hundred messages on its own, and the test
+// forces flushes in between too.
+func TestRepeatsAcrossFlushes(t *testing.T) { testRepeats(t, false) }
+
+// TestRepeatsWhenHashesCollide: the same, with every record's hash the
+// same, so that all but one wait in the index by their whole key and every
+// lookup must tell the record its hash finds from its own.
+func TestRepeatsWhenHashesCollide(t *testing.T) { testRepeats(t, true) }
+
+func testRepeats(t *testing.T, collide bool) {
 	dir := t.TempDir()
 	opts := testOptions(t)
 	opts.MemTableBytes = 256 << 10
@@ -23,6 +30,15 @@ func TestRepeatsAcrossFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
+	if collide {
+		err := s.submit(ctx, func(w *writer) error {
+			w.idem.hash = func([]byte) uint64 { return 7 }
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	a, b := user("a"), user("b")
 	mustGroup(t, s, "g", a, b)
 	msg := func(id string) chat.Message {
@@ -51,7 +67,7 @@ func TestRepeatsAcrossFlushes(t *testing.T) {
 	for i := range 3000 {
 		id := fmt.Sprint("c", i)
 		check(s, id)
-		check(s, id) // at once: the record is in pending or kept
+		check(s, id) // at once: the record is indexed
 		if i > 0 {
 			check(s, fmt.Sprint("c", rng.IntN(i))) // anywhere by now
 		}

@@ -148,6 +148,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	w.cursors = make(map[chat.Address]int64)
 	w.pending = make(map[string]pendingValue)
 	w.keysOf = make(map[uint64][]string)
+	w.idem = newIdemIndex()
 	w.flushed = flushed
 	w.moved = make(map[string]int64)
 	w.newEntries = make(map[chat.Address]int64)

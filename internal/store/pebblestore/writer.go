@@ -87,14 +87,14 @@ type writer struct {
 	convs   map[string]*chat.Conversation
 	cursors map[chat.Address]int64
 
-	// pending holds the keys that the writer reads back (apps, idempotency
-	// records, read positions, messages) as written by batches not yet
-	// applied to the DB, the one being built included. keysOf lists each
-	// batch's keys, so that they are dropped once the batch is applied;
-	// idempotency records stay until flushed (kept; see idem.go).
+	// pending holds the keys that the writer reads back (apps, read
+	// positions, messages) as written by batches not yet applied to the
+	// DB, the one being built included. keysOf lists each batch's keys, so
+	// that they are dropped once the batch is applied. Idempotency records
+	// have an index of their own until they are flushed (see idem.go).
 	pending map[string]pendingValue
 	keysOf  map[uint64][]string
-	kept    []keptIdem
+	idem    *idemIndex
 	flushed *flushWatch
 	// sst reads the sstables' idempotency records during a batch.
 	sst *pebble.Iterator
@@ -376,23 +376,15 @@ func (w *writer) failQueued(reqs chan *request) {
 }
 
 // forget drops the pending keys of batch a, now applied: the DB has them.
-// Its idempotency records stay until flushed (see idem.go).
+// Its idempotency records stay indexed until flushed (see idem.go).
 func (w *writer) forget(a appliedBatch) {
-	var idem []string
 	for _, k := range w.keysOf[a.gen] {
-		p, ok := w.pending[k]
-		switch {
-		case !ok || p.gen != a.gen:
-		case k[0] == pIdem && a.last > 0:
-			idem = append(idem, k)
-		default:
+		if p, ok := w.pending[k]; ok && p.gen == a.gen {
 			delete(w.pending, k)
 		}
 	}
-	if len(idem) > 0 {
-		w.kept = append(w.kept, keptIdem{gen: a.gen, last: a.last, keys: idem})
-	}
 	delete(w.keysOf, a.gen)
+	w.idem.applied(a.gen, a.last)
 	w.applied = a.gen
 }
 
@@ -456,7 +448,7 @@ func (w *writer) del(key []byte) {
 
 func (w *writer) remember(key, value []byte, deleted bool) {
 	switch key[0] {
-	case pApp, pIdem, pRead, pMessage:
+	case pApp, pRead, pMessage:
 	default:
 		return
 	}
@@ -816,31 +808,52 @@ func (w *writer) appendMessages(ms []chat.Message) ([]store.Appended, error) {
 // result. It only reads.
 func (w *writer) repeat(m *chat.Message) (store.Appended, bool, error) {
 	w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
-	var seq, cursor int64
-	found, err := w.getIdem(w.kbuf, func(v []byte) error {
-		if len(v) != 16 {
-			return errors.New("pebblestore: malformed idempotency record")
+	byHash, okHash, byKey, okKey := w.idem.candidates(w.kbuf)
+	if okHash {
+		// Confirmed by the message it names: another key may share the
+		// hash.
+		first, err := w.message(m.ConversationID, byHash.seq)
+		if err != nil {
+			return store.Appended{}, false, err
 		}
-		seq, cursor = int64(be.Uint64(v)), int64(be.Uint64(v[8:]))
-		return nil
-	})
-	if err != nil || !found {
-		return store.Appended{}, false, err
+		if first.Sender == m.Sender && first.ClientID == m.ClientID {
+			return store.Appended{Message: first, Cursor: byHash.cursor}, true, nil
+		}
 	}
-	w.kbuf = messageKey(w.kbuf[:0], m.ConversationID, seq)
-	var first chat.Message
-	found, err = w.get(w.kbuf, func(v []byte) error {
-		var err error
-		first, err = decodeMessage(v, m.ConversationID, seq)
-		return err
-	})
-	if err == nil && !found {
-		err = fmt.Errorf("pebblestore: message %s/%d is missing", m.ConversationID, seq)
+	seq, cursor := byKey.seq, byKey.cursor
+	if !okKey {
+		w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
+		found, err := w.sstIdem(w.kbuf, func(v []byte) error {
+			if len(v) != 16 {
+				return errors.New("pebblestore: malformed idempotency record")
+			}
+			seq, cursor = int64(be.Uint64(v)), int64(be.Uint64(v[8:]))
+			return nil
+		})
+		if err != nil || !found {
+			return store.Appended{}, false, err
+		}
 	}
+	first, err := w.message(m.ConversationID, seq)
 	if err != nil {
 		return store.Appended{}, false, err
 	}
 	return store.Appended{Message: first, Cursor: cursor}, true, nil
+}
+
+// message reads message seq of conv, which must exist.
+func (w *writer) message(conv string, seq int64) (chat.Message, error) {
+	w.kbuf = messageKey(w.kbuf[:0], conv, seq)
+	var m chat.Message
+	found, err := w.get(w.kbuf, func(v []byte) error {
+		var err error
+		m, err = decodeMessage(v, conv, seq)
+		return err
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("pebblestore: message %s/%d is missing", conv, seq)
+	}
+	return m, err
 }
 
 // put appends m, a new message of a member, to c: the checks are done and
@@ -869,7 +882,8 @@ func (w *writer) put(c *chat.Conversation, m chat.Message, setRead bool) store.A
 
 	w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
 	w.vbuf = be.AppendUint64(be.AppendUint64(w.vbuf[:0], uint64(m.Seq)), uint64(cursor))
-	w.set(w.kbuf, w.vbuf)
+	w.b.set(w.kbuf, w.vbuf)
+	w.idem.add(w.kbuf, idemRec{seq: m.Seq, cursor: cursor, gen: w.gen})
 
 	if setRead {
 		w.kbuf = readKey(w.kbuf[:0], m.ConversationID, m.Sender)
