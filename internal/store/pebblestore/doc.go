@@ -33,8 +33,9 @@
 // the sstables alone, whose bloom filters answer at once. This holds only
 // while the writer is the one to write those records and Open leaves no
 // memtable it did not see. The index holds the records of at most the
-// memtables not yet flushed, by a 64-bit hash of their key, without
-// pointers: 32 bytes a message, some MB with 32 MiB memtables.
+// memtables not yet flushed, by a 64-bit hash of their key, their keys in
+// one arena, without pointers: about 100 bytes a message, some tens of MB
+// at most with 32 MiB memtables.
 //
 // Batches reach Pebble sorted by key (sorted.go), so that the memtable
 // inserts of a stream's or a conversation's entries follow one another.

@@ -24,11 +24,12 @@ import (
 //
 // The index holds some hundred thousand records (a memtable or two of
 // them), and most lookups miss it, so it is kept small and without
-// pointers, which the garbage collector would scan: a record is found by a
-// 64-bit hash of its key, and a hit is confirmed against the message it
-// names (its sender and client id), which the caller reads anyway. A record
-// whose hash another record holds goes to a map by its whole key instead,
-// which is almost always empty.
+// pointers, which the garbage collector would scan: records are found by a
+// 64-bit hash of their key, and their keys wait, back to back, in one byte
+// arena, against which a hit is checked. Records leave in the order they
+// came (by batch, once flushed), so the arena is a queue. A record whose
+// hash another record holds goes to a map by its whole key instead, which
+// is almost always empty.
 
 // appliedBatch tells the writer that batch gen is applied; last is the
 // seqnum of its last write (0: it wrote nothing).
@@ -37,10 +38,12 @@ type appliedBatch struct {
 }
 
 // idemRec is an indexed idempotency record: the seq and sender's cursor it
-// holds, and the batch that wrote it.
+// holds, the batch that wrote it, and where its key is in the arena.
 type idemRec struct {
 	seq, cursor int64
 	gen         uint64
+	at          uint64 // the key's offset in the arena, counted from its start ever
+	n           int
 }
 
 // idemIndex indexes the idempotency records not yet known to be flushed.
@@ -53,14 +56,18 @@ type idemIndex struct {
 	// order, until a flush covers them.
 	ofGen map[uint64]*idemBatch
 	kept  []*idemBatch
+	// arena holds the keys of the records in byHash in the order written;
+	// arena[0] is at offset base.
+	arena []byte
+	base  uint64
 }
 
 // idemBatch is the idempotency records of batch gen, whose last write has
-// seqnum last once applied.
+// seqnum last once applied; its keys end before arena offset end.
 type idemBatch struct {
-	gen, last uint64
-	hashes    []uint64
-	keys      []string
+	gen, last, end uint64
+	hashes         []uint64
+	keys           []string
 }
 
 func newIdemIndex() *idemIndex {
@@ -88,19 +95,26 @@ func (x *idemIndex) add(key []byte, r idemRec) {
 		b.keys = append(b.keys, k)
 		return
 	}
+	r.at, r.n = x.base+uint64(len(x.arena)), len(key)
+	x.arena = append(x.arena, key...)
 	x.byHash[h] = r
 	b.hashes = append(b.hashes, h)
+	b.end = x.base + uint64(len(x.arena))
 }
 
-// candidates returns the indexed record whose hash is key's, if any, and
-// the record indexed by the whole key, if any. The first may be another
-// key's: the caller confirms it.
-func (x *idemIndex) candidates(key []byte) (byHash idemRec, okHash bool, byKey idemRec, okKey bool) {
-	byHash, okHash = x.byHash[x.hash(key)]
-	if len(x.byKey) > 0 {
-		byKey, okKey = x.byKey[string(key)]
+// get returns the indexed record of key, if any.
+func (x *idemIndex) get(key []byte) (idemRec, bool) {
+	if r, ok := x.byHash[x.hash(key)]; ok {
+		at := r.at - x.base
+		if bytes.Equal(x.arena[at:at+uint64(r.n)], key) {
+			return r, true
+		}
 	}
-	return byHash, okHash, byKey, okKey
+	if len(x.byKey) > 0 {
+		r, ok := x.byKey[string(key)]
+		return r, ok
+	}
+	return idemRec{}, false
 }
 
 // applied notes that batch gen is applied with last as its last seqnum:
@@ -135,9 +149,20 @@ func (x *idemIndex) dropFlushed(flushed uint64) {
 		}
 		n++
 	}
-	if n > 0 {
-		clear(x.kept[:n])
-		x.kept = append(x.kept[:0], x.kept[n:]...)
+	if n == 0 {
+		return
+	}
+	// The keys of the dropped batches are at the arena's front, before
+	// the last one's end: a batch with a record in byHash has end set.
+	front := x.base
+	for _, b := range x.kept[:n] {
+		front = max(front, b.end)
+	}
+	clear(x.kept[:n])
+	x.kept = append(x.kept[:0], x.kept[n:]...)
+	if dead := front - x.base; dead > 0 && dead >= uint64(len(x.arena))/2 {
+		x.arena = append(x.arena[:0:0], x.arena[dead:]...)
+		x.base = front
 	}
 }
 

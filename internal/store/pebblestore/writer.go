@@ -808,22 +808,11 @@ func (w *writer) appendMessages(ms []chat.Message) ([]store.Appended, error) {
 // result. It only reads.
 func (w *writer) repeat(m *chat.Message) (store.Appended, bool, error) {
 	w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
-	byHash, okHash, byKey, okKey := w.idem.candidates(w.kbuf)
-	if okHash {
-		// Confirmed by the message it names: another key may share the
-		// hash.
-		first, err := w.message(m.ConversationID, byHash.seq)
-		if err != nil {
-			return store.Appended{}, false, err
-		}
-		if first.Sender == m.Sender && first.ClientID == m.ClientID {
-			return store.Appended{Message: first, Cursor: byHash.cursor}, true, nil
-		}
-	}
-	seq, cursor := byKey.seq, byKey.cursor
-	if !okKey {
-		w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
-		found, err := w.sstIdem(w.kbuf, func(v []byte) error {
+	r, found := w.idem.get(w.kbuf)
+	seq, cursor := r.seq, r.cursor
+	if !found {
+		var err error
+		found, err = w.sstIdem(w.kbuf, func(v []byte) error {
 			if len(v) != 16 {
 				return errors.New("pebblestore: malformed idempotency record")
 			}
