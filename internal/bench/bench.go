@@ -14,12 +14,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/internal/cputime"
 )
 
 // Workloads.
@@ -414,11 +414,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	if sleepUntil(r.warmNs) {
-		cpuStart = cpuTime()
+		cpuStart = cputime.Self()
 		srvStart = procCPU(pid)
 	}
 	if sleepUntil(r.endNs) {
-		cpuEnd = cpuTime()
+		cpuEnd = cputime.Self()
 		srvEnd = procCPU(pid)
 	}
 	senders.Wait()
@@ -794,15 +794,6 @@ func (s *shardedHist) merged() *hdrhistogram.Histogram {
 // milliseconds.
 func ms(h *hdrhistogram.Histogram, q float64) float64 {
 	return float64(h.ValueAtQuantile(q)) / 1000
-}
-
-// cpuTime is this process's user plus system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procCPU is the user plus system CPU time of process pid so far, from

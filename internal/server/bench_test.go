@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/cputime"
 )
 
 // BenchmarkHTTPSend measures durable sends through the whole node: HTTP
@@ -60,7 +61,7 @@ func benchSend(b *testing.B, store string, senders int) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Self()
 	begin := time.Now()
 	for i := range senders {
 		wg.Go(func() {
@@ -93,7 +94,7 @@ func benchSend(b *testing.B, store string, senders int) {
 	}
 	wg.Wait()
 	elapsed := time.Since(begin)
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Self() - cpu0
 	b.StopTimer()
 	if f := failed.Load(); f != nil {
 		b.Fatalf("send failed: %v", f)
@@ -106,13 +107,4 @@ func benchSend(b *testing.B, store string, senders int) {
 	// CPU per send (server and load generator together) does not depend
 	// on what else the machine runs, unlike sends/s.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/send")
-}
-
-// cpuTime is the process's user plus system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

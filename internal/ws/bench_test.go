@@ -17,11 +17,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/cputime"
 )
 
 // BenchmarkDelivery measures messages delivered per second and end-to-end
@@ -75,7 +75,10 @@ func benchDelivery(b *testing.B, memory bool) {
 	var errs atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	start, cpu0 := time.Now(), processCPU(b)
+	start, cpu0 := time.Now(), cputime.Self()
+	if cpu0 == 0 {
+		b.Fatal("the process's CPU time cannot be read")
+	}
 	var wg sync.WaitGroup
 	for i := range ps {
 		p := &ps[i]
@@ -155,7 +158,7 @@ func benchDelivery(b *testing.B, memory bool) {
 		})
 	}
 	wg.Wait()
-	elapsed, cpu := time.Since(start), processCPU(b)-cpu0
+	elapsed, cpu := time.Since(start), cputime.Self()-cpu0
 	b.StopTimer()
 	if errs.Load() > 0 {
 		b.Fatalf("%d connections failed", errs.Load())
@@ -168,15 +171,6 @@ func benchDelivery(b *testing.B, memory bool) {
 	// The CPU (server and generator) per message varies less than the
 	// rate on a shared machine: compare builds by it.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/msg")
-}
-
-// processCPU is the user and system time this process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchPeer is a generator's socket after the handshake, spoken to

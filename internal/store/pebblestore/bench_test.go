@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/cputime"
 	"github.com/switchboard-chat/switchboard/internal/store"
 	"github.com/switchboard-chat/switchboard/internal/store/storetest"
 )
@@ -42,7 +42,7 @@ func benchAppend(b *testing.B, senders int) {
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cputime.Self()
 	var wg sync.WaitGroup
 	for i := range senders {
 		wg.Go(func() {
@@ -64,21 +64,12 @@ func benchAppend(b *testing.B, senders int) {
 		})
 	}
 	wg.Wait()
-	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	elapsed, cpu := time.Since(start), cputime.Self()-cpu0
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
 	// CPU time per append tells cost apart from the wait for other
 	// processes on a shared machine.
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-}
-
-// cpuTime is the user and system time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkAppendGroup measures durable appends by 64 concurrent senders to
@@ -99,7 +90,7 @@ func BenchmarkAppendGroup(b *testing.B) {
 			var next atomic.Int64
 			b.ReportAllocs()
 			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), cputime.Self()
 			var wg sync.WaitGroup
 			for i := range 64 {
 				wg.Go(func() {
@@ -120,7 +111,7 @@ func BenchmarkAppendGroup(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			elapsed, cpu := time.Since(start), cpuTime()-cpu0
+			elapsed, cpu := time.Since(start), cputime.Self()-cpu0
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
