@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/url"
@@ -203,42 +202,24 @@ func (p *benchPeer) flush() error {
 // call; it answers pings.
 func (p *benchPeer) next() ([]byte, error) {
 	for {
-		var h [2]byte
-		if _, err := io.ReadFull(p.r, h[:]); err != nil {
+		op, b, err := readServerFrame(p.r, p.in)
+		if err != nil {
 			return nil, err
 		}
-		n := uint64(h[1] & 0x7f)
-		switch n {
-		case 126:
-			var x [2]byte
-			if _, err := io.ReadFull(p.r, x[:]); err != nil {
-				return nil, err
-			}
-			n = uint64(binary.BigEndian.Uint16(x[:]))
-		case 127:
-			var x [8]byte
-			if _, err := io.ReadFull(p.r, x[:]); err != nil {
-				return nil, err
-			}
-			n = binary.BigEndian.Uint64(x[:])
-		}
-		p.in = slices.Grow(p.in[:0], int(n))[:n]
-		if _, err := io.ReadFull(p.r, p.in); err != nil {
-			return nil, err
-		}
-		switch h[0] & 0x0f {
+		p.in = b
+		switch op {
 		case 0x1:
-			return p.in, nil
+			return b, nil
 		case 0x9:
 			p.mu.Lock()
-			p.out = appendClientFrame(p.out, true, 0xa, p.in, false, benchMask())
+			p.out = appendClientFrame(p.out, true, 0xa, b, false, benchMask())
 			err := p.flush()
 			p.mu.Unlock()
 			if err != nil {
 				return nil, err
 			}
 		case 0x8:
-			return nil, fmt.Errorf("the server closed the socket: % x", p.in)
+			return nil, fmt.Errorf("the server closed the socket: % x", b)
 		}
 	}
 }

@@ -6,13 +6,15 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// readServerFrame reads one unmasked frame of the server.
-func readServerFrame(r io.Reader) (opcode byte, payload []byte, err error) {
+// readServerFrame reads one unmasked frame of the server, its payload into
+// buf's array when it fits (nil: a new one).
+func readServerFrame(r *bufio.Reader, buf []byte) (opcode byte, payload []byte, err error) {
 	var h [2]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
@@ -32,7 +34,7 @@ func readServerFrame(r io.Reader) (opcode byte, payload []byte, err error) {
 		}
 		n = binary.BigEndian.Uint64(b[:])
 	}
-	payload = make([]byte, n)
+	payload = slices.Grow(buf[:0], int(n))[:n]
 	_, err = io.ReadFull(r, payload)
 	return h[0] & 0x0f, payload, err
 }
@@ -71,7 +73,7 @@ func TestFramesRightBehindTheHandshake(t *testing.T) {
 	}
 	want := []string{"early-1", "early-2", "early-3"}
 	for len(want) > 0 {
-		op, p, err := readServerFrame(br)
+		op, p, err := readServerFrame(br, nil)
 		if err != nil {
 			t.Fatalf("reading a frame, %v still unanswered: %v", want, err)
 		}

@@ -137,7 +137,7 @@ func TestNoLostWakeupAroundPark(t *testing.T) {
 		ref := fmt.Sprint("r", i)
 		p.write(clientFrame(true, 0x1, fmt.Appendf(nil, `{"type":"ping","ref":%q}`, ref), false))
 		p.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
-		op, b, err := readServerFrame(p.r)
+		op, b, err := readServerFrame(p.r, nil)
 		if err != nil {
 			t.Fatalf("iteration %d: no pong: %v (idle sessions: %d)", i, err, e.ws.IdleConnections())
 		}

@@ -80,7 +80,7 @@ func (p *rawPeer) write(b []byte, cuts ...int) {
 func (p *rawPeer) next() (byte, []byte) {
 	p.t.Helper()
 	p.nc.SetReadDeadline(time.Now().Add(readWait))
-	op, b, err := readServerFrame(p.r)
+	op, b, err := readServerFrame(p.r, nil)
 	if err != nil {
 		p.t.Fatalf("reading a frame: %v", err)
 	}
