@@ -15,11 +15,7 @@ import (
 // readiness when parked, wakes on Close, and leaves the poller's table when
 // closed.
 func TestSockParkWakeClose(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t)
 	peer, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -121,11 +117,7 @@ func (d *deadlineCounter) SyscallConn() (syscall.RawConn, error) { return d.TCPC
 // out idleGrace, the idleness deadline fires once and is not set again: the
 // read waits for bytes without waking every idleGrace.
 func TestNoIdleStopsRearming(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t)
 	peer, nc := tcpPair(t, ln)
 	defer peer.Close()
 	dc := &deadlineCounter{TCPConn: nc.(*net.TCPConn)}
@@ -230,11 +222,7 @@ func TestPollerFailureWakesParked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t)
 	var woke atomic.Int32
 	socks := make([]*sock, 5)
 	for i := range socks {
@@ -266,11 +254,7 @@ func TestParkFailureLogged(t *testing.T) {
 	log := logCapture(t)
 	parkFailures.logged.Store(0)
 	before := parkFailures.n.Load()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t)
 	peer, nc := tcpPair(t, ln)
 	defer peer.Close()
 	for i := range 3 {

@@ -25,9 +25,6 @@ func TestFrameCutAtEveryByte(t *testing.T) {
 	e := newEnv(t, envOpts{memory: true, cfg: ws.Config{MaxFrameBytes: 1 << 20}})
 	e.app("messenger")
 	p := newRawPeer(t, e, e.token(alice))
-	if f := p.nextData(); f.Type != "ready" {
-		t.Fatalf("got %s, want ready", f.Raw)
-	}
 	waitIdle(t, e, 1)
 
 	ping := func(ref string) []byte { return fmt.Appendf(nil, `{"type":"ping","ref":%q}`, ref) }
@@ -86,9 +83,6 @@ func TestFragmentPausesPastGrace(t *testing.T) {
 	e := newEnv(t, envOpts{memory: true})
 	e.app("messenger")
 	p := newRawPeer(t, e, e.token(alice))
-	if f := p.nextData(); f.Type != "ready" {
-		t.Fatalf("got %s, want ready", f.Raw)
-	}
 	msg := []byte(`{"type":"ping","ref":"frag"}`)
 	for round := range 2 {
 		var s []byte
@@ -129,9 +123,6 @@ func TestNoLostWakeupAroundPark(t *testing.T) {
 	e := newEnv(t, envOpts{memory: true})
 	e.app("messenger")
 	p := newRawPeer(t, e, e.token(alice))
-	if f := p.nextData(); f.Type != "ready" {
-		t.Fatalf("got %s, want ready", f.Raw)
-	}
 	rng := rand.New(rand.NewPCG(7, 9))
 	for i := range 30 {
 		ref := fmt.Sprint("r", i)
@@ -164,9 +155,6 @@ func TestBusySocketNeverParks(t *testing.T) {
 	e := newEnv(t, envOpts{memory: true})
 	e.app("messenger")
 	p := newRawPeer(t, e, e.token(alice))
-	if f := p.nextData(); f.Type != "ready" {
-		t.Fatalf("got %s, want ready", f.Raw)
-	}
 	p.write(clientFrame(true, 0x1, []byte(`{"type":"ping","ref":"first"}`), false))
 	p.nextData()
 	var parkedSeen atomic.Int64

@@ -48,6 +48,7 @@ func appendClientFrame(f []byte, fin bool, opcode byte, payload []byte, long boo
 }
 
 // rawPeer is a raw socket after the handshake, reading the server's frames.
+// newRawPeer returns it once the server said ready.
 type rawPeer struct {
 	t  *testing.T
 	nc net.Conn
@@ -57,7 +58,11 @@ type rawPeer struct {
 func newRawPeer(t *testing.T, e *env, tok string) *rawPeer {
 	nc := rawDial(t, e.url, tok)
 	t.Cleanup(func() { nc.Close() })
-	return &rawPeer{t: t, nc: nc, r: bufio.NewReader(nc)}
+	p := &rawPeer{t: t, nc: nc, r: bufio.NewReader(nc)}
+	if f := p.nextData(); f.Type != "ready" {
+		t.Fatalf("got %s, want ready", f.Raw)
+	}
+	return p
 }
 
 // write writes b in pieces cut at cuts (offsets into b), pausing between
@@ -120,9 +125,6 @@ func TestFramesCutWithPauses(t *testing.T) {
 	e := newEnv(t, envOpts{memory: true, cfg: ws.Config{MaxFrameBytes: 1 << 20}})
 	e.app("messenger")
 	p := newRawPeer(t, e, e.token(alice))
-	if f := p.nextData(); f.Type != "ready" {
-		t.Fatalf("got %s, want ready", f.Raw)
-	}
 
 	ping := func(ref string) []byte { return fmt.Appendf(nil, `{"type":"ping","ref":%q}`, ref) }
 	expectPong := func(ref string) {
