@@ -823,26 +823,20 @@ func (w *writer) repeat(m *chat.Message) (store.Appended, bool, error) {
 			return store.Appended{}, false, err
 		}
 	}
-	first, err := w.message(m.ConversationID, seq)
+	w.kbuf = messageKey(w.kbuf[:0], m.ConversationID, seq)
+	var first chat.Message
+	found, err := w.get(w.kbuf, func(v []byte) error {
+		var err error
+		first, err = decodeMessage(v, m.ConversationID, seq)
+		return err
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("pebblestore: message %s/%d is missing", m.ConversationID, seq)
+	}
 	if err != nil {
 		return store.Appended{}, false, err
 	}
 	return store.Appended{Message: first, Cursor: cursor}, true, nil
-}
-
-// message reads message seq of conv, which must exist.
-func (w *writer) message(conv string, seq int64) (chat.Message, error) {
-	w.kbuf = messageKey(w.kbuf[:0], conv, seq)
-	var m chat.Message
-	found, err := w.get(w.kbuf, func(v []byte) error {
-		var err error
-		m, err = decodeMessage(v, conv, seq)
-		return err
-	})
-	if err == nil && !found {
-		err = fmt.Errorf("pebblestore: message %s/%d is missing", conv, seq)
-	}
-	return m, err
 }
 
 // put appends m, a new message of a member, to c: the checks are done and
