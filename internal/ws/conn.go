@@ -540,7 +540,6 @@ func (c *conn) writeLoop() {
 		var (
 			req    *closeReq
 			cursor int64
-			err    error
 		)
 		c.cork.Cork()
 		for _, it := range batch {
@@ -548,16 +547,12 @@ func (c *conn) writeLoop() {
 				req = it.close
 				break
 			}
-			if err = c.cork.WriteText(it.b); err != nil {
-				break
-			}
+			c.cork.GatherText(it.b)
 			if it.cursor > 0 {
 				cursor = it.cursor
 			}
 		}
-		if err2 := c.cork.Uncork(); err == nil {
-			err = err2
-		}
+		err := c.cork.Uncork()
 
 		c.mu.Lock()
 		c.bFrames, c.bBytes = 0, 0

@@ -487,21 +487,19 @@ func (c *corker) write(p []byte) (int, error) {
 	return c.nc.Write(p)
 }
 
-// WriteText writes p as one unmasked text frame (RFC 6455 section 5.2):
-// into the gathered batch when corked, else to the socket. The session's
-// writer frames its queued updates and answers itself, rather than through
-// the WebSocket library, whose write path takes two channel-based locks
-// per frame. The library writes only control frames (pongs, pings, the
-// close), each whole in one Write, so frames never interleave.
-func (c *corker) WriteText(p []byte) error {
+// GatherText adds p to the gathered batch as one unmasked text frame (RFC
+// 6455 section 5.2); the cork must be on. The session's writer frames its
+// queued updates and answers itself, rather than through the WebSocket
+// library, whose write path takes two channel-based locks per frame. The
+// library writes only control frames (pongs, pings, the close), each whole
+// in one Write, so frames never interleave.
+func (c *corker) GatherText(p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.corked {
-		*c.buf = append(appendTextHeader(*c.buf, len(p)), p...)
-		return nil
+	if !c.corked {
+		panic("ws: GatherText without Cork")
 	}
-	_, err := c.write(append(appendTextHeader(make([]byte, 0, 10+len(p)), len(p)), p...))
-	return err
+	*c.buf = append(appendTextHeader(*c.buf, len(p)), p...)
 }
 
 // appendTextHeader appends the header of a final, unmasked text frame of n
