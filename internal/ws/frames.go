@@ -147,26 +147,26 @@ func encodeUpdate(u *chat.Update, mj []byte) []byte {
 	if mj == nil {
 		mj = wirejson.AppendMessage(make([]byte, 0, 256+len(u.Message.Body)), u.Message)
 	}
-	const frame = `{"type":"update","update":{"cursor":` + `,"type":"message","message":` + "}}"
-	b := make([]byte, 0, len(frame)+20+len(mj)) // 20: the cursor's digits at most
-	b = append(b, `{"type":"update","update":{"cursor":`...)
+	const head, mid, tail = `{"type":"update","update":{"cursor":`, `,"type":"message","message":`, "}}"
+	b := make([]byte, 0, len(head)+20+len(mid)+len(mj)+len(tail)) // 20: the cursor's digits at most
+	b = append(b, head...)
 	b = strconv.AppendInt(b, u.Cursor, 10)
-	b = append(b, `,"type":"message","message":`...)
+	b = append(b, mid...)
 	b = append(b, mj...)
-	return append(b, "}}"...)
+	return append(b, tail...)
 }
 
 // encodeAckSend encodes the ack of a send; mj is the message's JSON.
 func encodeAckSend(ref string, m *chat.Message, mj []byte, cursor int64) []byte {
 	mj = messageJSON(m, mj)
-	const frame = `{"type":"ack","ref":` + `,"message":` + `,"cursor":` + "}"
+	const head, mid, cur, tail = `{"type":"ack","ref":`, `,"message":`, `,"cursor":`, "}"
 	// 2 for the ref's quotes (escapes are rare), 20 for the cursor's digits.
-	b := make([]byte, 0, len(frame)+2+len(ref)+len(mj)+20)
-	b = append(b, `{"type":"ack","ref":`...)
+	b := make([]byte, 0, len(head)+2+len(ref)+len(mid)+len(mj)+len(cur)+20+len(tail))
+	b = append(b, head...)
 	b = wirejson.AppendString(b, ref)
-	b = append(b, `,"message":`...)
+	b = append(b, mid...)
 	b = append(b, mj...)
-	b = append(b, `,"cursor":`...)
+	b = append(b, cur...)
 	b = strconv.AppendInt(b, cursor, 10)
-	return append(b, '}')
+	return append(b, tail...)
 }
