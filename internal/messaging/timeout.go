@@ -6,6 +6,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/bus"
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/deadline"
 	"github.com/switchboard-chat/switchboard/internal/store"
 )
 
@@ -15,7 +16,8 @@ const (
 	DefaultBusTimeout   = 2 * time.Second
 )
 
-// timeoutStore gives every call a deadline, so that a store that hangs
+// timeoutStore gives every call a deadline (a coarse one, see package
+// deadline: every message takes several), so that a store that hangs
 // makes quick unavailable answers (storeErr maps DeadlineExceeded) instead
 // of requests that hang with it. A write whose deadline passes may still
 // commit; the client's retry with the same client id then gets the stored
@@ -26,7 +28,7 @@ type timeoutStore struct {
 }
 
 func (t timeoutStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, t.d)
+	return deadline.WithTimeout(ctx, t.d)
 }
 
 func (t timeoutStore) CreateApp(ctx context.Context, app chat.App) error {
@@ -132,7 +134,7 @@ type timeoutBus struct {
 }
 
 func (t timeoutBus) Publish(ctx context.Context, events ...bus.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, t.d)
+	ctx, cancel := deadline.WithTimeout(ctx, t.d)
 	defer cancel()
 	return t.Bus.Publish(ctx, events...)
 }

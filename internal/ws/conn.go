@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/bus"
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/deadline"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
 )
 
@@ -400,7 +401,7 @@ func (c *conn) startOp(key string, o op) {
 		defer c.bg.Done()
 		batch := []op{o}
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			ctx, cancel := deadline.WithTimeout(context.Background(), opTimeout)
 			if batch[0].send != nil {
 				c.runSends(ctx, batch)
 			} else {
@@ -776,7 +777,7 @@ func (c *conn) fill() {
 		after := c.last
 		c.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		ctx, cancel := deadline.WithTimeout(context.Background(), opTimeout)
 		ups, _, more, err := c.srv.svc.SessionSync(ctx, c.user, after, c.srv.cfg.SyncPage)
 		cancel()
 		if err != nil {
