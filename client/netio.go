@@ -2,12 +2,17 @@ package client
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/wsframe"
 )
 
 // corkConn is the socket under a stream's WebSocket. Uncorked it passes
@@ -17,9 +22,10 @@ import (
 type corkConn struct {
 	net.Conn
 
-	mu     sync.Mutex // guards the 2 following fields and writes to Conn
+	mu     sync.Mutex // guards the 3 following fields and writes to Conn
 	corked bool
 	buf    []byte
+	keys   *rand.ChaCha8 // masking keys, seeded from crypto/rand
 }
 
 // corkWriteTimeout bounds the write of one batch.
@@ -39,6 +45,28 @@ func (c *corkConn) cork() {
 	c.mu.Lock()
 	c.corked = true
 	c.mu.Unlock()
+}
+
+// gatherText adds p to the gathered batch as one masked text frame; the
+// cork must be on. The stream's writer frames its data itself, as the
+// server's sessions do, rather than through the WebSocket library, whose
+// Write takes two locks, a context timer and a random read per frame. The
+// library writes only control frames, each whole in one Write, so frames
+// never interleave.
+func (c *corkConn) gatherText(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.corked {
+		panic("client: gatherText without cork")
+	}
+	if c.keys == nil {
+		var seed [32]byte
+		crand.Read(seed[:])
+		c.keys = rand.NewChaCha8(seed)
+	}
+	var key [4]byte
+	binary.LittleEndian.PutUint32(key[:], uint32(c.keys.Uint64()))
+	c.buf = wsframe.AppendMaskedText(c.buf, p, key)
 }
 
 // uncork writes what was gathered.
@@ -87,14 +115,16 @@ func corkingTransport(rt http.RoundTripper) http.RoundTripper {
 }
 
 // traceCork returns a context whose request reports, in *cc, the corkConn
-// it ran on, if it ran on one: the connection is known only once the
-// transport picked it (a fresh one, or one kept alive).
-func traceCork(ctx context.Context, cc **corkConn) context.Context {
+// it ran on, if it ran on one, and in *overTLS whether TLS runs over it:
+// the connection is known only once the transport picked it (a fresh one,
+// or one kept alive).
+func traceCork(ctx context.Context, cc **corkConn, overTLS *bool) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(info httptrace.GotConnInfo) {
 			nc := info.Conn
 			if t, ok := nc.(*tls.Conn); ok {
 				nc = t.NetConn()
+				*overTLS = true
 			}
 			*cc, _ = nc.(*corkConn)
 		},

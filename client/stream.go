@@ -224,10 +224,12 @@ func (s *Stream) nextBase() {
 }
 
 // link is one connection: the WebSocket and, when the transport allows,
-// the socket under it, to gather writes (nil otherwise).
+// the socket under it, to gather writes (nil otherwise). Over TLS the
+// library frames and encrypts; without, the stream frames its data itself.
 type link struct {
-	ws   *websocket.Conn
-	cork *corkConn
+	ws      *websocket.Conn
+	cork    *corkConn
+	overTLS bool
 }
 
 func (s *Stream) dial(ctx context.Context) (*link, error) {
@@ -238,8 +240,11 @@ func (s *Stream) dial(ctx context.Context) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	u := base + "/v1/ws?after=" + strconv.FormatInt(after, 10)
-	var cork *corkConn
-	conn, resp, err := websocket.Dial(traceCork(ctx, &cork), u, &websocket.DialOptions{
+	var (
+		cork    *corkConn
+		overTLS bool
+	)
+	conn, resp, err := websocket.Dial(traceCork(ctx, &cork, &overTLS), u, &websocket.DialOptions{
 		HTTPClient: s.c.ws,
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + s.c.currentToken()}},
 	})
@@ -253,7 +258,7 @@ func (s *Stream) dial(ctx context.Context) (*link, error) {
 		return nil, &Error{Code: "unavailable", Message: err.Error()}
 	}
 	conn.SetReadLimit(1 << 20)
-	return &link{ws: conn, cork: cork}, nil
+	return &link{ws: conn, cork: cork, overTLS: overTLS}, nil
 }
 
 // run serves each connection and reconnects after it ends, until Close.
@@ -412,28 +417,41 @@ func (s *Stream) writeLoop(l *link, wake chan struct{}) {
 			batch := s.wq
 			s.wq = nil
 			s.mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if l.cork != nil {
-				l.cork.cork()
-			}
-			var err error
-			for _, b := range batch {
-				if err = conn.Write(ctx, websocket.MessageText, b); err != nil {
-					break
-				}
-			}
-			if l.cork != nil {
-				if err2 := l.cork.uncork(); err == nil {
-					err = err2
-				}
-			}
-			cancel()
-			if err != nil {
+			if err := l.writeBatch(batch); err != nil {
 				conn.CloseNow()
 				return
 			}
 		}
 	}
+}
+
+// writeBatch writes frames, in one system call when the socket is a
+// corkConn.
+func (l *link) writeBatch(frames [][]byte) error {
+	if l.cork != nil && !l.overTLS {
+		l.cork.cork()
+		for _, b := range frames {
+			l.cork.gatherText(b)
+		}
+		return l.cork.uncork()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if l.cork != nil {
+		l.cork.cork()
+	}
+	var err error
+	for _, b := range frames {
+		if err = l.ws.Write(ctx, websocket.MessageText, b); err != nil {
+			break
+		}
+	}
+	if l.cork != nil {
+		if err2 := l.cork.uncork(); err == nil {
+			err = err2
+		}
+	}
+	return err
 }
 
 // write queues a frame for the current connection, if any. s.mu is held.

@@ -3,7 +3,6 @@ package ws
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/wsframe"
 )
 
 // Buffer sizes of a session's socket. On a socket the poller can watch
@@ -499,20 +500,7 @@ func (c *corker) GatherText(p []byte) {
 	if !c.corked {
 		panic("ws: GatherText without Cork")
 	}
-	*c.buf = append(appendTextHeader(*c.buf, len(p)), p...)
-}
-
-// appendTextHeader appends the header of a final, unmasked text frame of n
-// bytes.
-func appendTextHeader(b []byte, n int) []byte {
-	b = append(b, 0x80|0x1) // FIN, opcode text
-	switch {
-	case n < 126:
-		return append(b, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	*c.buf = wsframe.AppendText(*c.buf, p)
 }
 
 // Cork starts gathering writes.

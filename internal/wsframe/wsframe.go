@@ -1,0 +1,50 @@
+// Package wsframe appends WebSocket text frames (RFC 6455 section 5.2) for
+// the writers that frame their data themselves instead of through the
+// WebSocket library, whose write path takes two locks, and on a client a
+// context timer and a random read, per frame: the server's sessions, which
+// send unmasked frames, and the Go client's streams, which mask theirs as
+// a client must.
+package wsframe
+
+import "encoding/binary"
+
+// AppendText appends p as one final, unmasked text frame.
+func AppendText(b, p []byte) []byte {
+	return append(appendHeader(b, len(p), 0), p...)
+}
+
+// AppendMaskedText appends p as one final text frame masked with key,
+// which must be one the peer cannot predict (section 10.3).
+func AppendMaskedText(b, p []byte, key [4]byte) []byte {
+	b = append(appendHeader(b, len(p), 0x80), key[:]...)
+	start := len(b)
+	b = append(b, p...)
+	mask(b[start:], key)
+	return b
+}
+
+// appendHeader appends the header of a final text frame of n bytes, up to
+// the masking key; maskBit is 0x80 for a masked frame.
+func appendHeader(b []byte, n int, maskBit byte) []byte {
+	b = append(b, 0x80|0x1) // FIN, opcode text
+	switch {
+	case n < 126:
+		return append(b, maskBit|byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, maskBit|126), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, maskBit|127), uint64(n))
+}
+
+// mask XORs p with key repeated, eight bytes at a time.
+func mask(p []byte, key [4]byte) {
+	k := uint64(binary.LittleEndian.Uint32(key[:]))
+	k |= k << 32
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k)
+	}
+	for ; i < len(p); i++ {
+		p[i] ^= key[i&3]
+	}
+}
