@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/auth"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
+	"github.com/switchboard-chat/switchboard/internal/wirejson"
 )
 
 // DefaultTokenTTL is the lifetime of a minted token when ttl_seconds is
@@ -171,12 +173,38 @@ func (h *Handler) updateMembers(w http.ResponseWriter, r *http.Request, caller c
 
 // Messages
 
-func (h *Handler) send(w http.ResponseWriter, r *http.Request, caller chat.Address) error {
-	var req struct {
-		ClientID string          `json:"client_id"`
-		Body     string          `json:"body"`
-		Meta     json.RawMessage `json:"meta"`
+// sendBody is the body of a send.
+type sendBody struct {
+	ClientID string          `json:"client_id"`
+	Body     string          `json:"body"`
+	Meta     json.RawMessage `json:"meta"`
+}
+
+func (b *sendBody) decodeWire(s string) bool {
+	var err error
+	known := true
+	perr := wirejson.Fields(s, func(k, v string) bool {
+		switch k {
+		case "client_id":
+			b.ClientID, err = wirejson.String(v)
+		case "body":
+			b.Body, err = wirejson.String(v)
+		case "meta":
+			b.Meta = json.RawMessage(v)
+		default:
+			known = false
+		}
+		return err == nil && known
+	})
+	if perr != nil || err != nil || !known {
+		*b = sendBody{}
+		return false
 	}
+	return true
+}
+
+func (h *Handler) send(w http.ResponseWriter, r *http.Request, caller chat.Address) error {
+	var req sendBody
 	if err := h.decodeBody(w, r, &req); err != nil {
 		return err
 	}
@@ -189,11 +217,20 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, caller chat.Addre
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if sent.Created {
-		status = http.StatusCreated
+	if !sent.Created {
+		writeJSON(w, http.StatusOK, sent)
+		return nil
 	}
-	writeJSON(w, status, sent)
+	// The message's JSON is already made (for the published updates):
+	// the answer wraps it rather than encoding the message again.
+	buf := getBuf()
+	defer putBuf(buf)
+	b := append(buf.AvailableBuffer(), `{"message":`...)
+	b = append(b, sent.MessageJSON...)
+	b = append(b, `,"cursor":`...)
+	b = strconv.AppendInt(b, sent.Cursor, 10)
+	b = append(b, "}\n"...)
+	writeRaw(w, http.StatusCreated, b)
 	return nil
 }
 
