@@ -449,7 +449,8 @@ func (c *conn) runSends(ctx context.Context, batch []op) {
 	}
 	results := c.srv.svc.SendBatch(ctx, c.user, reqs)
 	frames := make([][]byte, len(batch))
-	for i, r := range results {
+	for i := range results {
+		r := &results[i] // not a copy, which the ack's encoding would move to the heap
 		if r.Err != nil {
 			frames[i] = c.errorFrame(batch[i].ref, r.Err)
 			continue
@@ -525,15 +526,20 @@ func (c *conn) writeLoop() {
 	// store commit) queue their frames first, so that one system call
 	// carries more of them.
 	runtime.Gosched()
+	// The queue's two slices take turns: new frames go into the one the
+	// last batch was written from, so a busy session's queue does not
+	// grow a new slice for every batch. An idle session keeps neither.
+	var spare []item
 	for {
 		c.mu.Lock()
 		batch := c.queue
 		if len(batch) == 0 || c.dead {
+			c.queue = nil
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		c.queue = nil
+		c.queue = spare
 		c.bFrames, c.bBytes = c.qFrames, c.qBytes
 		c.qFrames, c.qBytes = 0, 0
 		c.mu.Unlock()
@@ -554,6 +560,8 @@ func (c *conn) writeLoop() {
 			}
 		}
 		err := c.cork.Uncork()
+		clear(batch) // the written frames may go
+		spare = batch[:0]
 
 		c.mu.Lock()
 		c.bFrames, c.bBytes = 0, 0
