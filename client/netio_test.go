@@ -55,6 +55,20 @@ func expectFrames(t *testing.T, ctx context.Context, got <-chan string, want []s
 	}
 }
 
+// dialCorked opens a WebSocket to srv over the corking transport made from
+// rt, and returns what the handshake reported of its socket.
+func dialCorked(t *testing.T, ctx context.Context, srv *httptest.Server, rt http.RoundTripper) (c *websocket.Conn, cork *corkConn, overTLS bool) {
+	t.Helper()
+	hc := &http.Client{Transport: corkingTransport(rt)}
+	u := "ws" + strings.TrimPrefix(srv.URL, "http") // wss for https
+	c, _, err := websocket.Dial(traceCork(ctx, &cork, &overTLS), u, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c, cork, overTLS
+}
+
 // A handshake over the corking transport reports its socket; frames the
 // library writes while it is corked, and frames the stream gathers itself
 // between them, reach a library server whole and in order once it is
@@ -63,16 +77,7 @@ func TestCorkedBatch(t *testing.T) {
 	srv, got := echoFrames(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var (
-		cork    *corkConn
-		overTLS bool
-	)
-	hc := &http.Client{Transport: corkingTransport(nil)}
-	c, _, err := websocket.Dial(traceCork(ctx, &cork, &overTLS), "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	c, cork, overTLS := dialCorked(t, ctx, srv, nil)
 	if cork == nil || overTLS {
 		t.Fatalf("the handshake reported corkConn %v, over TLS %v; want one, without TLS", cork, overTLS)
 	}
@@ -109,16 +114,7 @@ func TestCorkedBatchOverTLS(t *testing.T) {
 	srv, got := echoFrames(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var (
-		cork    *corkConn
-		overTLS bool
-	)
-	hc := &http.Client{Transport: corkingTransport(srv.Client().Transport)}
-	c, _, err := websocket.Dial(traceCork(ctx, &cork, &overTLS), "wss"+strings.TrimPrefix(srv.URL, "https"), &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	c, cork, overTLS := dialCorked(t, ctx, srv, srv.Client().Transport)
 	if cork == nil || !overTLS {
 		t.Fatalf("the handshake reported corkConn %v, over TLS %v; want one, over TLS", cork, overTLS)
 	}
