@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -208,7 +209,11 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, caller chat.Addre
 	if err := h.decodeBody(w, r, &req); err != nil {
 		return err
 	}
-	sent, err := h.svc.Send(r.Context(), caller, messaging.SendRequest{
+	// A send runs to its end even if its client goes away (within the
+	// Service's deadlines): the retry with the same client id then gets
+	// the stored result. Without the request's cancellation, the store and
+	// bus deadlines below are the cheap shared ones (package deadline).
+	sent, err := h.svc.Send(context.WithoutCancel(r.Context()), caller, messaging.SendRequest{
 		ConversationID: r.PathValue("id"),
 		ClientID:       req.ClientID,
 		Body:           req.Body,
