@@ -7,12 +7,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/config"
 	"github.com/switchboard-chat/switchboard/internal/server"
+	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
 )
+
+// defaultProcs is the GOMAXPROCS the runtime chose, before serve raises it
+// (pebblestore.Procs), so that serving twice in one process raises it once.
+var defaultProcs = runtime.GOMAXPROCS(0)
 
 // envName is the environment variable of a serve setting.
 func envName(key string) string {
@@ -56,6 +62,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return exitError
 	}
 	log := newLogger(cfg, stderr)
+	if cfg.Store == "pebble" && getenv("GOMAXPROCS") == "" {
+		n := pebblestore.Procs(defaultProcs)
+		runtime.GOMAXPROCS(n)
+		log.Info("one more P than the runtime chose, for the store's fsyncs (set GOMAXPROCS to choose)", "gomaxprocs", n)
+	}
 	srv, err := server.New(server.Config{
 		Addr:            cfg.Addr,
 		DataDir:         cfg.Data,

@@ -235,7 +235,8 @@ type Result struct {
 	ServerCPUCores         float64    `json:"server_cpu_cores,omitempty"`
 	ServerCPUPerDeliveryUs float64    `json:"server_cpu_us_per_delivery,omitempty"`
 	NumCPU                 int        `json:"num_cpu"`
-	LoadAvg                [3]float64 `json:"load_avg"` // 1, 5 and 15 minutes, at the end
+	GoMaxProcs             int        `json:"gomaxprocs"` // this process's, during the run
+	LoadAvg                [3]float64 `json:"load_avg"`   // 1, 5 and 15 minutes, at the end
 	Warning                string     `json:"warning,omitempty"`
 	LoadBefore             float64    `json:"load_avg_1m_before"`
 }
@@ -498,6 +499,7 @@ drain:
 		DrainS:          drained.Seconds(),
 		CPUCores:        (cpuEnd - cpuStart).Seconds() / cfg.Duration.Seconds(),
 		NumCPU:          runtime.NumCPU(),
+		GoMaxProcs:      runtime.GOMAXPROCS(0),
 		LoadAvg:         loadAvg(),
 		LoadBefore:      loadBefore,
 		Warning:         warn,

@@ -36,7 +36,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Warning != "" {
 		row("warning", "%s", r.Warning)
 	}
-	row("cpu", "%.2f cores of %d busy in this process, %.0f µs per delivery", r.CPUCores, r.NumCPU, r.CPUPerDeliveryUs)
+	row("cpu", "%.2f cores of %d busy in this process (GOMAXPROCS %d), %.0f µs per delivery", r.CPUCores, r.NumCPU, r.GoMaxProcs, r.CPUPerDeliveryUs)
 	if r.ServerPID != 0 {
 		row("server cpu", "%.2f cores in the server (pid %d), %.0f µs per delivery", r.ServerCPUCores, r.ServerPID, r.ServerCPUPerDeliveryUs)
 	}

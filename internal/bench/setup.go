@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/auth"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/server"
+	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
 )
 
 // target is the server a run talks to, and how to let it go.
@@ -63,9 +65,17 @@ func startInProcess(store string, log *slog.Logger) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: temporary data directory: %w", err)
 	}
+	// One more P, as serve runs the node (pebblestore.Procs), unless
+	// GOMAXPROCS is set; the load generator in this process shares it.
+	restoreProcs := func() {}
+	if store == "pebble" && os.Getenv("GOMAXPROCS") == "" {
+		prev := runtime.GOMAXPROCS(pebblestore.Procs(defaultProcs))
+		restoreProcs = func() { runtime.GOMAXPROCS(prev) }
+	}
 	tok := auth.NewAdminToken()
 	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", DataDir: dir, AdminToken: tok, Store: store, Logger: log})
 	if err != nil {
+		restoreProcs()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: start server: %w", err)
 	}
@@ -76,6 +86,7 @@ func startInProcess(store string, log *slog.Logger) (*target, error) {
 	if addr == "" {
 		cancel()
 		err := <-done
+		restoreProcs()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: start server: %w", err)
 	}
@@ -87,10 +98,15 @@ func startInProcess(store string, log *slog.Logger) (*target, error) {
 		stop: func() error {
 			cancel()
 			err := <-done
+			restoreProcs()
 			return errors.Join(err, os.RemoveAll(dir))
 		},
 	}, nil
 }
+
+// defaultProcs is the GOMAXPROCS the runtime chose, before an in-process
+// node raises it.
+var defaultProcs = runtime.GOMAXPROCS(0)
 
 // benchApps makes two apps that allow each other, named with a random
 // prefix so that runs against one server do not collide, and lifts their

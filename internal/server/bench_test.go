@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/cputime"
+	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
 )
 
 // BenchmarkHTTPSend measures durable sends through the whole node: HTTP,
@@ -38,6 +40,11 @@ func BenchmarkHTTPSendMemstore(b *testing.B) {
 }
 
 func benchSend(b *testing.B, store string, senders int) {
+	if store == "pebble" {
+		// As serve runs a node on Pebble (pebblestore.Procs); the name's
+		// -N suffix still gives the -cpu setting.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(pebblestore.Procs(runtime.GOMAXPROCS(0))))
+	}
 	e := startWith(b, Config{AdminToken: "bench-admin", Store: store})
 	e.app("bench")
 	// The benchmark measures the store and the API, not the limits: lift

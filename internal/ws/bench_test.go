@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/cputime"
+	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
 )
 
 // BenchmarkDelivery measures messages delivered per second and end-to-end
@@ -45,6 +46,11 @@ func BenchmarkDelivery(b *testing.B) {
 
 func benchDelivery(b *testing.B, memory bool) {
 	const pairs, window = 100, 16
+	if !memory {
+		// As serve runs a node on Pebble (pebblestore.Procs); the name's
+		// -N suffix still gives the -cpu setting.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(pebblestore.Procs(runtime.GOMAXPROCS(0))))
+	}
 	e := newEnv(b, envOpts{memory: memory})
 	e.app("bench")
 	type pair struct {
