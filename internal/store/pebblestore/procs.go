@@ -8,8 +8,7 @@ package pebblestore
 // thread's P to other goroutines only once its monitor notices the thread
 // is blocked, so with one P per core a core idles through part of every
 // sync while runnable goroutines wait. On 2 cores one more P gave durable
-// HTTP sends 1.07–1.1 × the rate and brought the open loop's p99 under
-// 10 ms, at the same CPU per message in the closed loops
-// (docs/benchmarks.md). `serve` and `bench` apply it unless GOMAXPROCS
-// is set.
+// HTTP sends 1.07–1.19 × the rate and a lower p99 in the open loop, and
+// left the closed loops' rates as they were (docs/benchmarks.md, "One
+// more P"). serve and bench apply it unless GOMAXPROCS is set.
 func Procs(chosen int) int { return chosen + 1 }
