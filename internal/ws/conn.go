@@ -30,15 +30,8 @@ const maxAhead = 256
 // item is one entry of the outgoing queue: a frame, or the request to close
 // the socket once the frames before it are written.
 type item struct {
-	b      []byte
-	cursor int64 // of an update frame; 0 for other frames
-	close  *closeReq
-}
-
-// upd is an update frame, encoded, with its cursor.
-type upd struct {
-	cursor int64
-	b      []byte
+	frame // an update has a cursor (not ack); other frames have none
+	close *closeReq
 }
 
 type closeReq struct {
@@ -103,7 +96,7 @@ type conn struct {
 	seen     int64 // highest cursor the bus has shown
 	ready    bool  // the ready frame is queued
 	filling  bool  // fill is running
-	ahead    []upd // live updates past last+1, by cursor
+	ahead    []frame // live updates past last+1, by cursor
 	gapTimer *time.Timer
 	// forceTimer cuts the socket of a slow client whose close is stuck.
 	forceTimer *time.Timer
@@ -448,18 +441,18 @@ func (c *conn) runSends(ctx context.Context, batch []op) {
 		reqs[i] = *o.send
 	}
 	results := c.srv.svc.SendBatch(ctx, c.user, reqs)
-	frames := make([][]byte, len(batch))
+	frames := make([]frame, len(batch))
 	for i := range results {
-		r := &results[i] // not a copy, which the ack's encoding would move to the heap
+		r := &results[i]
 		if r.Err != nil {
-			frames[i] = c.errorFrame(batch[i].ref, r.Err)
+			frames[i] = frame{b: c.errorFrame(batch[i].ref, r.Err)}
 			continue
 		}
-		frames[i] = encodeAckSend(batch[i].ref, &r.Sent.Message, r.Sent.MessageJSON, r.Sent.Cursor)
+		frames[i] = frame{mj: messageJSON(&r.Sent.Message, r.Sent.MessageJSON), ack: true, ref: batch[i].ref, cursor: r.Sent.Cursor}
 	}
 	c.mu.Lock()
-	for _, b := range frames {
-		c.enqueue(item{b: b})
+	for _, f := range frames {
+		c.enqueue(item{frame: f})
 	}
 	c.mu.Unlock()
 }
@@ -467,7 +460,7 @@ func (c *conn) runSends(ctx context.Context, batch []op) {
 // queueFrame queues a frame that is not an update.
 func (c *conn) queueFrame(b []byte) {
 	c.mu.Lock()
-	c.enqueue(item{b: b})
+	c.enqueue(item{frame: frame{b: b}})
 	c.mu.Unlock()
 }
 
@@ -479,7 +472,7 @@ func (c *conn) enqueue(it item) {
 	}
 	c.queue = append(c.queue, it)
 	c.qFrames++
-	c.qBytes += len(it.b)
+	c.qBytes += it.size()
 	if c.qFrames+c.bFrames > c.srv.cfg.QueueFrames || c.qBytes+c.bBytes > c.srv.cfg.QueueBytes {
 		// Drop what waits, so that the memory goes at once, and close
 		// after the batch being written, if it ever gets written.
@@ -554,8 +547,8 @@ func (c *conn) writeLoop() {
 				req = it.close
 				break
 			}
-			c.cork.GatherText(it.b)
-			if it.cursor > 0 {
+			c.cork.Gather(&it.frame)
+			if !it.ack && it.cursor > 0 {
 				cursor = it.cursor
 			}
 		}
@@ -668,9 +661,9 @@ func (c *conn) onEvent(e bus.Event) {
 	if e.Update == nil {
 		return
 	}
-	// Encoded before taking the lock: an update already sent (rare) is
-	// encoded for nothing.
-	u := upd{cursor: e.Update.Cursor, b: encodeUpdate(e.Update, e.MessageJSON)}
+	// Made before taking the lock: an update already sent (rare) is made
+	// for nothing.
+	u := messageFrame(e.Update, e.MessageJSON)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead || c.closing {
@@ -728,14 +721,14 @@ func (c *conn) startFill() {
 
 // sendUpdate queues an update, which is the next in cursor order. c.mu is
 // held.
-func (c *conn) sendUpdate(u upd) {
+func (c *conn) sendUpdate(u frame) {
 	c.last = u.cursor
-	c.enqueue(item{b: u.b, cursor: u.cursor})
+	c.enqueue(item{frame: u})
 }
 
 // addAhead keeps u, in cursor order, for when the cursors before it arrive.
 // c.mu is held.
-func (c *conn) addAhead(u upd) {
+func (c *conn) addAhead(u frame) {
 	i := sort.Search(len(c.ahead), func(i int) bool { return c.ahead[i].cursor >= u.cursor })
 	if i < len(c.ahead) && c.ahead[i].cursor == u.cursor {
 		return
@@ -743,7 +736,7 @@ func (c *conn) addAhead(u upd) {
 	if len(c.ahead) >= maxAhead {
 		return // the store has it; seen makes fill fetch it
 	}
-	c.ahead = append(c.ahead, upd{})
+	c.ahead = append(c.ahead, frame{})
 	copy(c.ahead[i+1:], c.ahead[i:])
 	c.ahead[i] = u
 }
@@ -798,7 +791,7 @@ func (c *conn) fill() {
 			if !c.waitRoom() {
 				return
 			}
-			u := upd{cursor: ups[i].Cursor, b: encodeUpdate(&ups[i], nil)}
+			u := frame{b: encodeUpdate(&ups[i], nil), cursor: ups[i].Cursor}
 			c.mu.Lock()
 			if u.cursor > c.last {
 				c.sendUpdate(u)
@@ -813,7 +806,7 @@ func (c *conn) fill() {
 			c.filling = false
 			if !c.ready {
 				c.ready = true
-				c.enqueue(item{b: encode(readyFrame{Type: "ready", Cursor: c.last})})
+				c.enqueue(item{frame: frame{b: encode(readyFrame{Type: "ready", Cursor: c.last})}})
 			}
 			c.mu.Unlock()
 			return

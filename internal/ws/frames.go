@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/wirejson"
+	"github.com/switchboard-chat/switchboard/internal/wsframe"
 )
 
 // inFrame is any frame a client sends; Type says which fields matter.
@@ -138,35 +139,85 @@ func messageJSON(m *chat.Message, mj []byte) []byte {
 	return wirejson.AppendMessage(nil, m)
 }
 
+// A frame is one frame of a session's queue: encoded (b), or a message's
+// update or a send's ack, kept as the message's JSON (mj) and rendered
+// into the write batch when written (conn.writeLoop). One message's JSON
+// is shared by its ack and by the update of each member's session, so it
+// is copied once per socket, into the batch, and no frame is allocated.
+type frame struct {
+	b      []byte
+	mj     []byte
+	ack    bool   // with mj: the ack of the send ref, else an update
+	ref    string // the send's ref, for an ack
+	cursor int64  // the update's cursor (of b too, when b is an update), or the ack's
+}
+
+// The fixed parts of the frames rendered from a message's JSON.
+var (
+	updHead = []byte(`{"type":"update","update":{"cursor":`)
+	updMid  = []byte(`,"type":"message","message":`)
+	updTail = []byte("}}")
+	ackHead = []byte(`{"type":"ack","ref":`)
+	ackMid  = []byte(`,"message":`)
+	ackCur  = []byte(`,"cursor":`)
+	ackTail = []byte("}")
+)
+
+// messageFrame is the update frame of u, kept unrendered when it is a
+// message's and its JSON mj is given.
+func messageFrame(u *chat.Update, mj []byte) frame {
+	if mj == nil || !plainMessage(u) {
+		return frame{b: encodeUpdate(u, mj), cursor: u.Cursor}
+	}
+	return frame{mj: mj, cursor: u.Cursor}
+}
+
+// plainMessage reports whether u is a message's update and nothing else.
+func plainMessage(u *chat.Update) bool {
+	return u.Type == chat.UpdateMessage && u.Message != nil && u.ConversationID == "" && u.Reader == "" && u.Seq == 0 && u.Conversation == nil
+}
+
+// size is about the bytes f takes in the queue.
+func (f *frame) size() int {
+	if f.mj == nil {
+		return len(f.b)
+	}
+	return len(f.mj) + len(f.ref) + 80
+}
+
+// appendTo appends f as one WebSocket text frame.
+func (f *frame) appendTo(dst []byte) []byte {
+	if f.mj == nil {
+		return wsframe.AppendText(dst, f.b)
+	}
+	var num [20]byte
+	cur := strconv.AppendInt(num[:0], f.cursor, 10)
+	if !f.ack {
+		return wsframe.AppendText(dst, updHead, cur, updMid, f.mj, updTail)
+	}
+	var qb [64]byte // most refs fit; a longer one grows onto the heap
+	ref := wirejson.AppendString(qb[:0], f.ref)
+	return wsframe.AppendText(dst, ackHead, ref, ackMid, f.mj, ackCur, cur, ackTail)
+}
+
 // encodeUpdate encodes the update frame of u; mj is u.Message's JSON, or
 // nil.
 func encodeUpdate(u *chat.Update, mj []byte) []byte {
-	if u.Type != chat.UpdateMessage || u.Message == nil || u.ConversationID != "" || u.Reader != "" || u.Seq != 0 || u.Conversation != nil {
+	if !plainMessage(u) {
 		return encode(updateFrame{Type: "update", Update: u})
 	}
 	if mj == nil {
 		mj = wirejson.AppendMessage(make([]byte, 0, 256+len(u.Message.Body)), u.Message)
 	}
-	const head, mid, tail = `{"type":"update","update":{"cursor":`, `,"type":"message","message":`, "}}"
-	b := make([]byte, 0, len(head)+20+len(mid)+len(mj)+len(tail)) // 20: the cursor's digits at most
-	b = append(b, head...)
-	b = strconv.AppendInt(b, u.Cursor, 10)
-	b = append(b, mid...)
-	b = append(b, mj...)
-	return append(b, tail...)
+	return payload(frame{mj: mj, cursor: u.Cursor})
 }
 
 // encodeAckSend encodes the ack of a send; mj is the message's JSON.
 func encodeAckSend(ref string, m *chat.Message, mj []byte, cursor int64) []byte {
-	mj = messageJSON(m, mj)
-	const head, mid, cur, tail = `{"type":"ack","ref":`, `,"message":`, `,"cursor":`, "}"
-	// 2 for the ref's quotes (escapes are rare), 20 for the cursor's digits.
-	b := make([]byte, 0, len(head)+2+len(ref)+len(mid)+len(mj)+len(cur)+20+len(tail))
-	b = append(b, head...)
-	b = wirejson.AppendString(b, ref)
-	b = append(b, mid...)
-	b = append(b, mj...)
-	b = append(b, cur...)
-	b = strconv.AppendInt(b, cursor, 10)
-	return append(b, tail...)
+	return payload(frame{mj: messageJSON(m, mj), ack: true, ref: ref, cursor: cursor})
+}
+
+// payload is the JSON f renders: its WebSocket frame less the header.
+func payload(f frame) []byte {
+	return wsframe.Payload(f.appendTo(nil))
 }

@@ -3,6 +3,7 @@ package ws
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,9 +28,12 @@ func TestHandWrittenFramesMatchEncode(t *testing.T) {
 			}
 		}
 	}
-	want := string(encode(ackSendFrame{Type: "ack", Ref: "r\"1", Message: &m, Cursor: 4}))
-	if got := string(encodeAckSend("r\"1", &m, nil, 4)); got != want {
-		t.Errorf("encodeAckSend:\n got %s\nwant %s", got, want)
+	// A ref longer than the stack buffer the ack quotes it in, too.
+	for _, ref := range []string{"r\"1", strings.Repeat("é", 100)} {
+		want := string(encode(ackSendFrame{Type: "ack", Ref: ref, Message: &m, Cursor: 4}))
+		if got := string(encodeAckSend(ref, &m, nil, 4)); got != want {
+			t.Errorf("encodeAckSend:\n got %s\nwant %s", got, want)
+		}
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchboard-chat/switchboard/internal/wsframe"
 )
 
 // Buffer sizes of a session's socket. On a socket the poller can watch
@@ -488,19 +487,19 @@ func (c *corker) write(p []byte) (int, error) {
 	return c.nc.Write(p)
 }
 
-// GatherText adds p to the gathered batch as one unmasked text frame (RFC
+// Gather adds f to the gathered batch as one unmasked text frame (RFC
 // 6455 section 5.2); the cork must be on. The session's writer frames its
 // queued updates and answers itself, rather than through the WebSocket
 // library, whose write path takes two channel-based locks per frame. The
 // library writes only control frames (pongs, pings, the close), each whole
 // in one Write, so frames never interleave.
-func (c *corker) GatherText(p []byte) {
+func (c *corker) Gather(f *frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
-		panic("ws: GatherText without Cork")
+		panic("ws: Gather without Cork")
 	}
-	*c.buf = wsframe.AppendText(*c.buf, p)
+	*c.buf = f.appendTo(*c.buf)
 }
 
 // Cork starts gathering writes.

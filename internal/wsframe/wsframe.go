@@ -8,9 +8,30 @@ package wsframe
 
 import "encoding/binary"
 
-// AppendText appends p as one final, unmasked text frame.
-func AppendText(b, p []byte) []byte {
-	return append(appendHeader(b, len(p), 0), p...)
+// AppendText appends one final, unmasked text frame whose payload is the
+// parts, in order: a writer may render a frame from pieces it shares with
+// other frames without joining them first.
+func AppendText(b []byte, parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b = appendHeader(b, n, 0)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// Payload returns the payload of b, one whole unmasked frame.
+func Payload(b []byte) []byte {
+	switch b[1] & 0x7f {
+	case 126:
+		return b[4:]
+	case 127:
+		return b[10:]
+	}
+	return b[2:]
 }
 
 // AppendMaskedText appends p as one final text frame masked with key,

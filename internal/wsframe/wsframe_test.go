@@ -25,6 +25,25 @@ func TestAppendText(t *testing.T) {
 		if !bytes.Equal(f, want) {
 			t.Errorf("%d bytes: frame starts % x, want % x", c.n, f[:min(len(f), 16)], want[:min(len(want), 16)])
 		}
+		if got := Payload(f[len("before"):]); !bytes.Equal(got, p) {
+			t.Errorf("%d bytes: Payload gives %d bytes", c.n, len(got))
+		}
+	}
+}
+
+// A frame given in parts is the frame of the parts joined, whichever header
+// form their total length takes.
+func TestAppendTextParts(t *testing.T) {
+	for _, n := range []int{0, 60, 125, 126, 70000} {
+		a, b := bytes.Repeat([]byte{'a'}, n/2), bytes.Repeat([]byte{'b'}, n-n/2)
+		got := AppendText([]byte("x"), a, nil, b)
+		want := AppendText([]byte("x"), append(append([]byte(nil), a...), b...))
+		if !bytes.Equal(got, want) {
+			t.Errorf("%d bytes in parts: frame starts % x, want % x", n, got[:min(len(got), 16)], want[:min(len(want), 16)])
+		}
+	}
+	if got := AppendText(nil); !bytes.Equal(got, []byte{0x81, 0x00}) {
+		t.Errorf("no parts: % x, want an empty frame", got)
 	}
 }
 
