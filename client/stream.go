@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/coder/websocket"
 )
@@ -362,14 +363,17 @@ func (s *Stream) serve(l *link) (live bool, err error) {
 	wake <- struct{}{}
 
 	// One buffer for every frame of the connection: handle keeps nothing
-	// of it.
-	var buf []byte
+	// of it, but copies through k what it keeps.
+	var (
+		buf []byte
+		k   keeper
+	)
 	for {
 		buf, err = readFrame(conn, buf[:0])
 		if err != nil {
 			break
 		}
-		if s.handle(buf) {
+		if s.handle(buf, &k) {
 			live = true
 		}
 	}
@@ -484,9 +488,10 @@ type wireError struct {
 	Message string `json:"message"`
 }
 
-// handle acts on one frame; it reports whether the frame was ready.
-func (s *Stream) handle(b []byte) (ready bool) {
-	f, err := parseFrame(string(b))
+// handle acts on one frame, b, which the next frame overwrites; it reports
+// whether the frame was ready.
+func (s *Stream) handle(b []byte, k *keeper) (ready bool) {
+	f, err := parseFrame(unsafe.String(unsafe.SliceData(b), len(b)), k)
 	if err != nil {
 		return false // not ours to judge; the server speaks JSON
 	}

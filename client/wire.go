@@ -11,29 +11,29 @@ import (
 // Frames are decoded without reflection (package wirejson): a stream
 // decodes every update it receives, so this is the client's hot path.
 
-// parseFrame decodes a frame from the server. s is the frame as one
-// string, which the decoded strings share. The update and message objects
-// are decoded where they stand (wirejson.Walk), so each byte is scanned
-// once.
-func parseFrame(s string) (f inFrame, err error) {
-	_, err = wirejson.Walk(s, 0, func(k string, at int) (end int, err error) {
-		switch k {
+// parseFrame decodes a frame from the server. s may be the stream's read
+// buffer, which the next frame overwrites: every string the frame keeps is
+// copied through k. The update and message objects are decoded where they
+// stand (wirejson.Walk), so each byte is scanned once.
+func parseFrame(s string, k *keeper) (f inFrame, err error) {
+	_, err = wirejson.Walk(s, 0, func(key string, at int) (end int, err error) {
+		switch key {
 		case "update":
-			f.Update, end, err = parseUpdate(s, at)
+			f.Update, end, err = parseUpdate(s, at, k)
 			return end, err
 		case "message":
-			f.Message, end, err = parseMessage(s, at)
+			f.Message, end, err = parseMessage(s, at, k)
 			return end, err
 		}
 		v, end, err := wirejson.Value(s, at)
 		if err != nil {
 			return 0, err
 		}
-		switch k {
+		switch key {
 		case "type":
-			f.Type, err = wirejson.String(v)
+			f.Type, err = k.shared(wirejson.String(v))
 		case "ref":
-			f.Ref, err = wirejson.String(v)
+			f.Ref, err = k.copied(wirejson.String(v))
 		case "cursor":
 			f.Cursor, err = wirejson.Int(v)
 		case "read_seq":
@@ -44,13 +44,44 @@ func parseFrame(s string) (f inFrame, err error) {
 				err = json.Unmarshal([]byte(v), f.RawError)
 			}
 		case "conversation_id":
-			f.ConversationID, err = wirejson.String(v)
+			f.ConversationID, err = k.shared(wirejson.String(v))
 		case "from":
-			f.From, err = wirejson.String(v)
+			f.From, err = k.shared(wirejson.String(v))
 		}
 		return end, err
 	})
 	return f, err
+}
+
+// keeper copies the strings a decoded frame keeps out of the read buffer.
+// Those that recur from frame to frame (types, conversation ids, senders)
+// are shared: a map lookup costs less than the copy and its garbage.
+type keeper struct {
+	seen map[string]string
+}
+
+// maxShared bounds the strings a keeper shares; past it, it starts over.
+const maxShared = 4096
+
+// shared returns a copy of s, one it made before if s recurs.
+func (k *keeper) shared(s string, err error) (string, error) {
+	if err != nil || s == "" {
+		return s, err
+	}
+	if c, ok := k.seen[s]; ok {
+		return c, nil
+	}
+	if k.seen == nil || len(k.seen) >= maxShared {
+		k.seen = make(map[string]string)
+	}
+	c := strings.Clone(s)
+	k.seen[c] = c
+	return c, nil
+}
+
+// copied returns a copy of s.
+func (k *keeper) copied(s string, err error) (string, error) {
+	return strings.Clone(s), err
 }
 
 // isNull reports whether the value at s[at] is null, and the index past it.
@@ -63,29 +94,29 @@ func isNull(s string, at int) (bool, int) {
 
 // parseUpdate decodes the update object at s[at] and returns the index
 // past it.
-func parseUpdate(s string, at int) (*Update, int, error) {
+func parseUpdate(s string, at int, k *keeper) (*Update, int, error) {
 	if null, end := isNull(s, at); null {
 		return nil, end, nil
 	}
 	u := new(Update)
-	end, err := wirejson.Walk(s, at, func(k string, at int) (end int, err error) {
-		if k == "message" {
-			u.Message, end, err = parseMessage(s, at)
+	end, err := wirejson.Walk(s, at, func(key string, at int) (end int, err error) {
+		if key == "message" {
+			u.Message, end, err = parseMessage(s, at, k)
 			return end, err
 		}
 		v, end, err := wirejson.Value(s, at)
 		if err != nil {
 			return 0, err
 		}
-		switch k {
+		switch key {
 		case "cursor":
 			u.Cursor, err = wirejson.Int(v)
 		case "type":
-			u.Type, err = wirejson.String(v)
+			u.Type, err = k.shared(wirejson.String(v))
 		case "conversation_id":
-			u.ConversationID, err = wirejson.String(v)
+			u.ConversationID, err = k.shared(wirejson.String(v))
 		case "reader":
-			u.Reader, err = wirejson.String(v)
+			u.Reader, err = k.shared(wirejson.String(v))
 		case "seq":
 			u.Seq, err = wirejson.Int(v)
 		case "conversation":
@@ -101,29 +132,29 @@ func parseUpdate(s string, at int) (*Update, int, error) {
 
 // parseMessage decodes the message object at s[at] and returns the index
 // past it.
-func parseMessage(s string, at int) (*Message, int, error) {
+func parseMessage(s string, at int, k *keeper) (*Message, int, error) {
 	if null, end := isNull(s, at); null {
 		return nil, end, nil
 	}
 	m := new(Message)
-	end, err := wirejson.Walk(s, at, func(k string, at int) (int, error) {
+	end, err := wirejson.Walk(s, at, func(key string, at int) (int, error) {
 		v, end, err := wirejson.Value(s, at)
 		if err != nil {
 			return 0, err
 		}
-		switch k {
+		switch key {
 		case "conversation_id":
-			m.ConversationID, err = wirejson.String(v)
+			m.ConversationID, err = k.shared(wirejson.String(v))
 		case "seq":
 			m.Seq, err = wirejson.Int(v)
 		case "sender":
-			m.Sender, err = wirejson.String(v)
+			m.Sender, err = k.shared(wirejson.String(v))
 		case "client_id":
-			m.ClientID, err = wirejson.String(v)
+			m.ClientID, err = k.copied(wirejson.String(v))
 		case "kind":
-			m.Kind, err = wirejson.String(v)
+			m.Kind, err = k.shared(wirejson.String(v))
 		case "body":
-			m.Body, err = wirejson.String(v)
+			m.Body, err = k.copied(wirejson.String(v))
 		case "meta":
 			m.Meta = json.RawMessage(v)
 		case "sent_at":

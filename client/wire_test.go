@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The frames the server sends, as seeds; testdata/fuzz/FuzzParseFrame
@@ -27,7 +28,7 @@ var wireSeeds = []string{
 // encoding/json on the frames the server sends.
 func TestParseFrameSeeds(t *testing.T) {
 	for _, s := range wireSeeds {
-		got, err := parseFrame(s)
+		got, err := parseFrame(s, new(keeper))
 		if err != nil {
 			t.Errorf("%s: %v", s, err)
 			continue
@@ -42,6 +43,34 @@ func TestParseFrameSeeds(t *testing.T) {
 	}
 }
 
+// A decoded frame keeps nothing of the buffer it was read into, which the
+// stream reuses for the next frame; strings seen before are shared.
+func TestParseFrameCopiesOutOfTheBuffer(t *testing.T) {
+	k := new(keeper)
+	for _, s := range wireSeeds {
+		buf := []byte(s)
+		got, err := parseFrame(unsafe.String(unsafe.SliceData(buf), len(buf)), k)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		for i := range buf {
+			buf[i] = 'x'
+		}
+		want, _ := parseFrame(s, new(keeper))
+		if !sameFrame(got, want) {
+			t.Errorf("%s: after the buffer was overwritten:\n got %+v\nwant %+v", s, got, want)
+		}
+	}
+	a, _ := parseFrame(wireSeeds[1], k)
+	b, _ := parseFrame(strings.Clone(wireSeeds[1]), k)
+	if unsafe.StringData(a.Update.Message.Sender) != unsafe.StringData(b.Update.Message.Sender) {
+		t.Error("the sender of two frames is two copies, want one shared")
+	}
+	if unsafe.StringData(a.Update.Message.Body) == unsafe.StringData(b.Update.Message.Body) {
+		t.Error("the body of two frames is shared, want a copy each")
+	}
+}
+
 // FuzzParseFrame: the decoder of the server's frames never panics, and
 // where it and encoding/json both accept a frame written the way the
 // server writes it (lower-case ASCII keys, no escapes), they agree.
@@ -52,7 +81,7 @@ func FuzzParseFrame(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := parseFrame(s)
+		got, err := parseFrame(s, new(keeper))
 		if err != nil || !utf8.ValidString(s) || strings.ContainsAny(s, `\`) || s != strings.ToLower(s) || !json.Valid([]byte(s)) {
 			return
 		}
@@ -107,7 +136,7 @@ func BenchmarkParseFrame(b *testing.B) {
 	s := `{"type":"update","update":{"cursor":31337,"type":"message","message":{"conversation_id":"dkq3vbm2xw5yq7zr4t6u8p1n0ao","seq":4711,"sender":"messenger:user-17","client_id":"bench-17-4711","kind":"text","body":"a message of a typical length, some sixty bytes or so......","meta":{},"sent_at":"2026-11-27T08:00:00.123456789Z"}}}`
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseFrame(s); err != nil {
+		if _, err := parseFrame(s, new(keeper)); err != nil {
 			b.Fatal(err)
 		}
 	}
