@@ -92,10 +92,10 @@ type conn struct {
 	serial map[string][]op
 
 	// The stream.
-	last     int64 // cursor of the last update queued
-	seen     int64 // highest cursor the bus has shown
-	ready    bool  // the ready frame is queued
-	filling  bool  // fill is running
+	last     int64   // cursor of the last update queued
+	seen     int64   // highest cursor the bus has shown
+	ready    bool    // the ready frame is queued
+	filling  bool    // fill is running
 	ahead    []frame // live updates past last+1, by cursor
 	gapTimer *time.Timer
 	// forceTimer cuts the socket of a slow client whose close is stuck.

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
 )
 
 // Buffer sizes of a session's socket. On a socket the poller can watch
