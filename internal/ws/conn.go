@@ -30,7 +30,7 @@ const maxAhead = 256
 // item is one entry of the outgoing queue: a frame, or the request to close
 // the socket once the frames before it are written.
 type item struct {
-	frame // an update has a cursor (not ack); other frames have none
+	frame // an update has a cursor; other frames but acks have none
 	close *closeReq
 }
 
@@ -448,7 +448,7 @@ func (c *conn) runSends(ctx context.Context, batch []op) {
 			frames[i] = frame{b: c.errorFrame(batch[i].ref, r.Err)}
 			continue
 		}
-		frames[i] = frame{mj: messageJSON(&r.Sent.Message, r.Sent.MessageJSON), ack: true, ref: batch[i].ref, cursor: r.Sent.Cursor}
+		frames[i] = frame{b: messageJSON(&r.Sent.Message, r.Sent.MessageJSON), kind: ackOf, ref: batch[i].ref, cursor: r.Sent.Cursor}
 	}
 	c.mu.Lock()
 	for _, f := range frames {
@@ -470,6 +470,9 @@ func (c *conn) enqueue(it item) {
 	if c.dead || c.closing {
 		return
 	}
+	if c.queue == nil {
+		c.queue = getQueue()
+	}
 	c.queue = append(c.queue, it)
 	c.qFrames++
 	c.qBytes += it.size()
@@ -484,6 +487,29 @@ func (c *conn) enqueue(it item) {
 		return
 	}
 	c.wake()
+}
+
+// queuePool keeps the queue slices of sessions that went idle.
+var queuePool sync.Pool
+
+// maxPooledQueue bounds the slices kept, in items.
+const maxPooledQueue = 1024
+
+func getQueue() []item {
+	if q, ok := queuePool.Get().(*[]item); ok {
+		return *q
+	}
+	return make([]item, 0, 16)
+}
+
+// putQueue pools q for another session.
+func putQueue(q []item) {
+	if cap(q) == 0 || cap(q) > maxPooledQueue {
+		return
+	}
+	clear(q) // the frames a dead session left may go
+	q = q[:0]
+	queuePool.Put(&q)
 }
 
 // wake starts the writer unless it runs. c.mu is held.
@@ -521,7 +547,8 @@ func (c *conn) writeLoop() {
 	runtime.Gosched()
 	// The queue's two slices take turns: new frames go into the one the
 	// last batch was written from, so a busy session's queue does not
-	// grow a new slice for every batch. An idle session keeps neither.
+	// grow a new slice for every batch. An idle session keeps neither:
+	// they go back to a pool shared by all sessions.
 	var spare []item
 	for {
 		c.mu.Lock()
@@ -530,6 +557,8 @@ func (c *conn) writeLoop() {
 			c.queue = nil
 			c.writing = false
 			c.mu.Unlock()
+			putQueue(spare)
+			putQueue(batch)
 			return
 		}
 		c.queue = spare
@@ -548,7 +577,7 @@ func (c *conn) writeLoop() {
 				break
 			}
 			c.cork.Gather(&it.frame)
-			if !it.ack && it.cursor > 0 {
+			if it.kind != ackOf && it.cursor > 0 {
 				cursor = it.cursor
 			}
 		}

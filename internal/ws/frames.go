@@ -139,18 +139,25 @@ func messageJSON(m *chat.Message, mj []byte) []byte {
 	return wirejson.AppendMessage(nil, m)
 }
 
-// A frame is one frame of a session's queue: encoded (b), or a message's
-// update or a send's ack, kept as the message's JSON (mj) and rendered
-// into the write batch when written (conn.writeLoop). One message's JSON
-// is shared by its ack and by the update of each member's session, so it
-// is copied once per socket, into the batch, and no frame is allocated.
+// A frame is one frame of a session's queue: encoded, or a message's
+// update or a send's ack, kept as the message's JSON and rendered into the
+// write batch when written (conn.writeLoop). One message's JSON is shared
+// by its ack and by the update of each member's session, so it is copied
+// once per socket, into the batch, and no frame is allocated.
 type frame struct {
-	b      []byte
-	mj     []byte
-	ack    bool   // with mj: the ack of the send ref, else an update
+	b      []byte // the frame's JSON, or the message's (kind says)
+	kind   frameKind
 	ref    string // the send's ref, for an ack
-	cursor int64  // the update's cursor (of b too, when b is an update), or the ack's
+	cursor int64  // an update's cursor (encoded or not), or the ack's
 }
+
+type frameKind uint8
+
+const (
+	encoded  frameKind = iota // b is the frame
+	updateOf                  // b is a message; the frame its update
+	ackOf                     // b is a message; the frame the ack of its send
+)
 
 // The fixed parts of the frames rendered from a message's JSON.
 var (
@@ -169,7 +176,7 @@ func messageFrame(u *chat.Update, mj []byte) frame {
 	if mj == nil || !plainMessage(u) {
 		return frame{b: encodeUpdate(u, mj), cursor: u.Cursor}
 	}
-	return frame{mj: mj, cursor: u.Cursor}
+	return frame{b: mj, kind: updateOf, cursor: u.Cursor}
 }
 
 // plainMessage reports whether u is a message's update and nothing else.
@@ -179,25 +186,25 @@ func plainMessage(u *chat.Update) bool {
 
 // size is about the bytes f takes in the queue.
 func (f *frame) size() int {
-	if f.mj == nil {
+	if f.kind == encoded {
 		return len(f.b)
 	}
-	return len(f.mj) + len(f.ref) + 80
+	return len(f.b) + len(f.ref) + 80
 }
 
 // appendTo appends f as one WebSocket text frame.
 func (f *frame) appendTo(dst []byte) []byte {
-	if f.mj == nil {
+	if f.kind == encoded {
 		return wsframe.AppendText(dst, f.b)
 	}
 	var num [20]byte
 	cur := strconv.AppendInt(num[:0], f.cursor, 10)
-	if !f.ack {
-		return wsframe.AppendText(dst, updHead, cur, updMid, f.mj, updTail)
+	if f.kind == updateOf {
+		return wsframe.AppendText(dst, updHead, cur, updMid, f.b, updTail)
 	}
 	var qb [64]byte // most refs fit; a longer one grows onto the heap
 	ref := wirejson.AppendString(qb[:0], f.ref)
-	return wsframe.AppendText(dst, ackHead, ref, ackMid, f.mj, ackCur, cur, ackTail)
+	return wsframe.AppendText(dst, ackHead, ref, ackMid, f.b, ackCur, cur, ackTail)
 }
 
 // encodeUpdate encodes the update frame of u; mj is u.Message's JSON, or
@@ -209,12 +216,12 @@ func encodeUpdate(u *chat.Update, mj []byte) []byte {
 	if mj == nil {
 		mj = wirejson.AppendMessage(make([]byte, 0, 256+len(u.Message.Body)), u.Message)
 	}
-	return payload(frame{mj: mj, cursor: u.Cursor})
+	return payload(frame{b: mj, kind: updateOf, cursor: u.Cursor})
 }
 
 // encodeAckSend encodes the ack of a send; mj is the message's JSON.
 func encodeAckSend(ref string, m *chat.Message, mj []byte, cursor int64) []byte {
-	return payload(frame{mj: messageJSON(m, mj), ack: true, ref: ref, cursor: cursor})
+	return payload(frame{b: messageJSON(m, mj), kind: ackOf, ref: ref, cursor: cursor})
 }
 
 // payload is the JSON f renders: its WebSocket frame less the header.
