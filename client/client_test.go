@@ -242,6 +242,39 @@ func TestStreamLive(t *testing.T) {
 	}
 }
 
+// The stream answers the server's keepalive pings (it reads its frames
+// itself, so it answers them itself): a stream pinged every 20 ms, dropped
+// after 100 ms without a pong, stays connected, and still delivers.
+func TestStreamAnswersPings(t *testing.T) {
+	n := startNode(t, ws.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	alice, bob, conv := pair(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bs, err := bob.Connect(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	waitState(t, bs, client.Live)
+	quiet := time.After(time.Second) // 50 pings
+	for waiting := true; waiting; {
+		select {
+		case ev := <-bs.Events():
+			if ev.State != nil {
+				t.Fatalf("the stream went %v (%v) while pinged; want it to stay live", ev.State.State, ev.State.Err)
+			}
+		case <-quiet:
+			waiting = false
+		}
+	}
+	if _, err := alice.Send(ctx, conv, "c-ping", "still here", nil); err != nil {
+		t.Fatal(err)
+	}
+	if u := nextUpdate(t, bs, "message"); u.Message.Body != "still here" {
+		t.Fatalf("bob got %+v", u.Message)
+	}
+}
+
 func waitState(t *testing.T, s *client.Stream, want client.State) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
@@ -22,10 +23,58 @@ import (
 type corkConn struct {
 	net.Conn
 
-	mu     sync.Mutex // guards the 3 following fields and writes to Conn
+	mu     sync.Mutex // guards the fields below and writes to Conn
 	corked bool
 	buf    []byte
 	keys   *rand.ChaCha8 // masking keys, seeded from crypto/rand
+	// While tapping, every byte read is kept too: the handshake's
+	// response, and the first frames if they came with it (takeOver).
+	tapping bool
+	tap     []byte
+}
+
+func (c *corkConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if c.tapping {
+		c.tap = append(c.tap, p[:n]...)
+		if len(c.tap) > maxTap {
+			// Not a handshake's response: the stream will read through
+			// the library, which has every byte anyway.
+			c.tapping, c.tap = false, nil
+		}
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// maxTap bounds the bytes a tap keeps.
+const maxTap = 64 << 10
+
+// startTap starts keeping what is read: the stream's handshake is about to
+// be written on c.
+func (c *corkConn) startTap() {
+	c.mu.Lock()
+	c.tapping, c.tap = true, nil
+	c.mu.Unlock()
+}
+
+// takeOver ends the tap once the handshake is done and returns the bytes
+// read past the response's header, which belong to the first frames, so
+// that the stream can read its frames from the socket itself. ok is false
+// when the tap does not hold the header (the stream then reads through
+// the WebSocket library).
+func (c *corkConn) takeOver() (pending []byte, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tap := c.tap
+	c.tapping, c.tap = false, nil
+	// A 101 response has no body: its header ends the response.
+	end := bytes.Index(tap, []byte("\r\n\r\n"))
+	if end < 0 || !bytes.HasPrefix(tap, []byte("HTTP/1.1 101 ")) {
+		return nil, false
+	}
+	return tap[end+4:], true
 }
 
 // corkWriteTimeout bounds the write of one batch.
@@ -59,14 +108,34 @@ func (c *corkConn) gatherText(p []byte) {
 	if !c.corked {
 		panic("client: gatherText without cork")
 	}
+	c.buf = wsframe.AppendMaskedText(c.buf, p, c.maskKey())
+}
+
+// maskKey returns the next masking key. c.mu is held.
+func (c *corkConn) maskKey() (key [4]byte) {
 	if c.keys == nil {
 		var seed [32]byte
 		crand.Read(seed[:])
 		c.keys = rand.NewChaCha8(seed)
 	}
-	var key [4]byte
 	binary.LittleEndian.PutUint32(key[:], uint32(c.keys.Uint64()))
-	c.buf = wsframe.AppendMaskedText(c.buf, p, key)
+	return key
+}
+
+// control writes a control frame (a pong, the close echo) for the stream's
+// frame reader: gathered with the batch when corked, at once otherwise.
+// Frames are written whole under c.mu, so they never interleave.
+func (c *corkConn) control(op byte, p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		c.buf = wsframe.AppendMasked(c.buf, op, p, c.maskKey())
+		return nil
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(corkWriteTimeout))
+	_, err := c.Conn.Write(wsframe.AppendMasked(nil, op, p, c.maskKey()))
+	c.Conn.SetWriteDeadline(time.Time{})
+	return err
 }
 
 // uncork writes what was gathered.
@@ -127,6 +196,9 @@ func traceCork(ctx context.Context, cc **corkConn, overTLS *bool) context.Contex
 				*overTLS = true
 			}
 			*cc, _ = nc.(*corkConn)
+			if *cc != nil && !*overTLS {
+				(*cc).startTap()
+			}
 		},
 	})
 }

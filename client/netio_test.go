@@ -2,7 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -118,7 +121,10 @@ func TestCorkedBatchOverTLS(t *testing.T) {
 	if cork == nil || !overTLS {
 		t.Fatalf("the handshake reported corkConn %v, over TLS %v; want one, over TLS", cork, overTLS)
 	}
-	l := &link{ws: c, cork: cork, overTLS: overTLS}
+	l := newLink(c, cork, overTLS)
+	if l.frames != nil {
+		t.Fatal("over TLS the stream reads its frames itself; want the library to")
+	}
 	want := []string{"t1", strings.Repeat("y", 300), "t3"}
 	var frames [][]byte
 	for _, w := range want {
@@ -128,4 +134,109 @@ func TestCorkedBatchOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectFrames(t, ctx, got, want)
+}
+
+// Without TLS the stream reads its frames from the socket itself: the
+// frames that came with the handshake's response, a message in parts, a ping it
+// answers while corked and uncorked, and the close frame it echoes, which
+// it reports as the library does.
+func TestStreamReadsFramesItself(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	serverDone := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			serverDone <- err
+			return
+		}
+		defer c.CloseNow()
+		// At once, so that they may come with the response's header.
+		for _, m := range []string{"f1", strings.Repeat("z", 70000)} {
+			if err := c.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+				serverDone <- err
+				return
+			}
+		}
+		fw, err := c.Writer(ctx, websocket.MessageText)
+		if err != nil {
+			serverDone <- err
+			return
+		}
+		// Past the library's buffer: written in fragments.
+		fw.Write([]byte(strings.Repeat("p", 9000)))
+		fw.Write([]byte("q"))
+		fw.Close()
+		// Ping needs a reader for its pong; CloseRead drops data frames.
+		rctx := c.CloseRead(ctx)
+		for range 2 {
+			if err := c.Ping(ctx); err != nil {
+				serverDone <- fmt.Errorf("ping: %w", err)
+				return
+			}
+		}
+		_ = rctx
+		serverDone <- c.Close(4000, "bye")
+	}))
+	t.Cleanup(srv.Close)
+	c, cork, overTLS := dialCorked(t, ctx, srv, nil)
+	l := newLink(c, cork, overTLS)
+	if l.frames == nil {
+		t.Fatal("the stream reads its frames through the library; want from the socket")
+	}
+	var buf []byte
+	for _, want := range []string{"f1", strings.Repeat("z", 70000), strings.Repeat("p", 9000) + "q"} {
+		var err error
+		if buf, err = l.readFrame(buf[:0]); err != nil || string(buf) != want {
+			t.Fatalf("read %.20q (%d bytes), %v; want %.20q", buf, len(buf), err, want)
+		}
+	}
+	cork.cork() // the first pong waits in the batch
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		cork.uncork()
+	}()
+	_, err := l.readFrame(buf[:0])
+	if websocket.CloseStatus(err) != 4000 {
+		t.Fatalf("at the close: %v, want the peer's close 4000", err)
+	}
+	var ce websocket.CloseError
+	if errors.As(err, &ce); ce.Reason != "bye" {
+		t.Errorf("close reason %q, want \"bye\"", ce.Reason)
+	}
+	if err := <-serverDone; err != nil {
+		t.Fatalf("server: %v (the pongs or the close echo did not come)", err)
+	}
+}
+
+// The bytes read past the handshake's response are the first frames; a tap
+// that does not hold a 101 response leaves reading to the library.
+func TestTakeOver(t *testing.T) {
+	for _, c := range []struct {
+		read    string
+		pending string
+		ok      bool
+	}{
+		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi", "\x81\x02hi", true},
+		{"HTTP/1.1 101 Switching Protocols\r\n\r\n", "", true},
+		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: web", "", false},
+		{"HTTP/1.1 403 Forbidden\r\n\r\nno", "", false},
+	} {
+		a, b := net.Pipe()
+		cc := &corkConn{Conn: a}
+		cc.startTap()
+		go func() {
+			b.Write([]byte(c.read))
+			b.Close()
+		}()
+		io.Copy(io.Discard, cc)
+		pending, ok := cc.takeOver()
+		if string(pending) != c.pending || ok != c.ok {
+			t.Errorf("after %q: %q, %v; want %q, %v", c.read, pending, ok, c.pending, c.ok)
+		}
+		if cc.tapping || cc.tap != nil {
+			t.Errorf("after %q: still tapping", c.read)
+		}
+		a.Close()
+	}
 }

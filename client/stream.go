@@ -2,7 +2,7 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +16,8 @@ import (
 	"unsafe"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/internal/wsframe"
 )
 
 // ErrClosed is returned by a Stream's methods after Close, and resolves the
@@ -231,7 +233,14 @@ type link struct {
 	ws      *websocket.Conn
 	cork    *corkConn
 	overTLS bool
+	// frames reads the frames from the socket itself when the stream
+	// frames its writes (nil: through the library). The library's reader
+	// takes a lock and a context per frame, and reads through two buffers.
+	frames *wsframe.Reader
 }
+
+// readLimit bounds a message from the server.
+const readLimit = 1 << 20
 
 func (s *Stream) dial(ctx context.Context) (*link, error) {
 	s.mu.Lock()
@@ -250,6 +259,9 @@ func (s *Stream) dial(ctx context.Context) (*link, error) {
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + s.c.currentToken()}},
 	})
 	if err != nil {
+		if cork != nil {
+			cork.takeOver() // ends the tap, the connection going back to the pool
+		}
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			return nil, readError(resp)
 		}
@@ -258,8 +270,20 @@ func (s *Stream) dial(ctx context.Context) (*link, error) {
 		}
 		return nil, &Error{Code: "unavailable", Message: err.Error()}
 	}
-	conn.SetReadLimit(1 << 20)
-	return &link{ws: conn, cork: cork, overTLS: overTLS}, nil
+	return newLink(conn, cork, overTLS), nil
+}
+
+// newLink makes the link of a WebSocket whose handshake ran on cork (nil
+// when the transport has none), over TLS or not.
+func newLink(conn *websocket.Conn, cork *corkConn, overTLS bool) *link {
+	conn.SetReadLimit(readLimit)
+	l := &link{ws: conn, cork: cork, overTLS: overTLS}
+	if cork != nil && !overTLS {
+		if pending, ok := cork.takeOver(); ok {
+			l.frames = wsframe.NewReader(pending, cork.Conn, readLimit, cork.control)
+		}
+	}
+	return l
 }
 
 // run serves each connection and reconnects after it ends, until Close.
@@ -369,7 +393,7 @@ func (s *Stream) serve(l *link) (live bool, err error) {
 		k   keeper
 	)
 	for {
-		buf, err = readFrame(conn, buf[:0])
+		buf, err = l.readFrame(buf[:0])
 		if err != nil {
 			break
 		}
@@ -386,9 +410,21 @@ func (s *Stream) serve(l *link) (live bool, err error) {
 	return live, err
 }
 
-// readFrame reads the next data frame into buf, grown as needed.
-func readFrame(conn *websocket.Conn, buf []byte) ([]byte, error) {
-	_, r, err := conn.Reader(context.Background())
+// readFrame reads the next data message into buf, grown as needed.
+func (l *link) readFrame(buf []byte) ([]byte, error) {
+	if l.frames != nil {
+		buf, err := l.frames.Next(buf)
+		var cf *wsframe.CloseFrame
+		if errors.As(err, &cf) {
+			// As the library reports it.
+			err = websocket.CloseError{Code: websocket.StatusCode(cf.Code), Reason: cf.Reason}
+			if cf.Code == 0 {
+				err = websocket.CloseError{Code: websocket.StatusNoStatusRcvd}
+			}
+		}
+		return buf, err
+	}
+	_, r, err := l.ws.Reader(context.Background())
 	if err != nil {
 		return buf, err
 	}
@@ -606,9 +642,7 @@ func (s *Stream) flushRetries() {
 // server answers; a retryable error (unavailable, rate_limited, internal)
 // sends it again later, any other resolves it. meta is a JSON object or nil.
 func (s *Stream) Send(ctx context.Context, conversationID, body string, meta any) (*Outgoing, error) {
-	var id [12]byte
-	rand.Read(id[:])
-	cid := hex.EncodeToString(id[:])
+	cid := newClientID()
 	var mb []byte
 	if meta != nil {
 		var err error
@@ -616,7 +650,7 @@ func (s *Stream) Send(ctx context.Context, conversationID, body string, meta any
 			return nil, fmt.Errorf("switchboard: encoding the message: %w", err)
 		}
 	}
-	b := appendSendFrame(make([]byte, 0, 128+len(body)+len(mb)), cid, conversationID, cid, body, mb)
+	b := appendSendFrame(make([]byte, 0, sendFrameSize(cid, conversationID, cid, body, mb)), cid, conversationID, cid, body, mb)
 	o := &Outgoing{ClientID: cid, ConversationID: conversationID, frame: b, done: make(chan struct{})}
 	for {
 		s.mu.Lock()
@@ -639,6 +673,17 @@ func (s *Stream) Send(ctx context.Context, conversationID, body string, meta any
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// newClientID returns a random client id of 96 bits. Ids need to be
+// unique, not secret, so they come from the runtime's generator (ChaCha8,
+// seeded from the system's entropy) rather than a crypto/rand read, a
+// system call, per send.
+func newClientID() string {
+	var id [12]byte
+	binary.LittleEndian.PutUint64(id[:], mrand.Uint64())
+	binary.LittleEndian.PutUint32(id[8:], mrand.Uint32())
+	return hex.EncodeToString(id[:])
 }
 
 // Pending returns how many sends await their answer.

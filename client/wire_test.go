@@ -141,3 +141,22 @@ func BenchmarkParseFrame(b *testing.B) {
 		}
 	}
 }
+
+// The send frame is sized exactly when no string needs an escape, so that
+// building it allocates once.
+func TestSendFrameSize(t *testing.T) {
+	for _, meta := range [][]byte{nil, []byte(`{"k":[1,2]}`)} {
+		b := appendSendFrame(nil, "r1", "d_0123", "c-77", strings.Repeat("x", 64), meta)
+		n := sendFrameSize("r1", "d_0123", "c-77", strings.Repeat("x", 64), meta)
+		want := len(b)
+		if meta == nil {
+			want += len(`,"meta":`)
+		}
+		if n != want {
+			t.Errorf("meta %s: size %d, frame %d bytes", meta, n, len(b))
+		}
+	}
+	if a, b := newClientID(), newClientID(); a == b || len(a) != 24 {
+		t.Errorf("client ids %q and %q, want two of 24 hex digits", a, b)
+	}
+}

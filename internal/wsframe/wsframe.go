@@ -16,7 +16,7 @@ func AppendText(b []byte, parts ...[]byte) []byte {
 	for _, p := range parts {
 		n += len(p)
 	}
-	b = appendHeader(b, n, 0)
+	b = appendHeader(b, opText, n, 0)
 	for _, p := range parts {
 		b = append(b, p...)
 	}
@@ -37,7 +37,13 @@ func Payload(b []byte) []byte {
 // AppendMaskedText appends p as one final text frame masked with key,
 // which must be one the peer cannot predict (section 10.3).
 func AppendMaskedText(b, p []byte, key [4]byte) []byte {
-	b = append(appendHeader(b, len(p), 0x80), key[:]...)
+	return AppendMasked(b, opText, p, key)
+}
+
+// AppendMasked appends p as one final frame of opcode op masked with key:
+// a client's data or control frame.
+func AppendMasked(b []byte, op byte, p []byte, key [4]byte) []byte {
+	b = append(appendHeader(b, op, len(p), 0x80), key[:]...)
 	start := len(b)
 	b = append(b, p...)
 	mask(b[start:], key)
@@ -46,8 +52,8 @@ func AppendMaskedText(b, p []byte, key [4]byte) []byte {
 
 // appendHeader appends the header of a final text frame of n bytes, up to
 // the masking key; maskBit is 0x80 for a masked frame.
-func appendHeader(b []byte, n int, maskBit byte) []byte {
-	b = append(b, 0x80|0x1) // FIN, opcode text
+func appendHeader(b []byte, op byte, n int, maskBit byte) []byte {
+	b = append(b, 0x80|op) // FIN, opcode
 	switch {
 	case n < 126:
 		return append(b, maskBit|byte(n))
