@@ -414,6 +414,9 @@ func (s *Stream) serve(l *link) (live bool, err error) {
 func (l *link) readFrame(buf []byte) ([]byte, error) {
 	if l.frames != nil {
 		buf, err := l.frames.Next(buf)
+		if err == nil {
+			return buf, nil
+		}
 		var cf *wsframe.CloseFrame
 		if errors.As(err, &cf) {
 			// As the library reports it.
@@ -509,7 +512,7 @@ func (s *Stream) write(b []byte) {
 // inFrame is any frame the server sends.
 type inFrame struct {
 	Type           string     `json:"type"`
-	Ref            string     `json:"ref"`
+	Ref            string     `json:"ref"` // may alias the read buffer (parseFrame)
 	Update         *Update    `json:"update"`
 	Cursor         int64      `json:"cursor"`
 	Message        *Message   `json:"message"`

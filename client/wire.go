@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/switchboard-chat/switchboard/internal/wirejson"
 )
@@ -13,7 +14,7 @@ import (
 
 // parseFrame decodes a frame from the server. s may be the stream's read
 // buffer, which the next frame overwrites: every string the frame keeps is
-// copied through k. The update and message objects are decoded where they
+// copied through k, except Ref, which handle only looks up. The update and message objects are decoded where they
 // stand (wirejson.Walk), so each byte is scanned once.
 func parseFrame(s string, k *keeper) (f inFrame, err error) {
 	_, err = wirejson.Walk(s, 0, func(key string, at int) (end int, err error) {
@@ -33,7 +34,7 @@ func parseFrame(s string, k *keeper) (f inFrame, err error) {
 		case "type":
 			f.Type, err = k.shared(wirejson.String(v))
 		case "ref":
-			f.Ref, err = k.copied(wirejson.String(v))
+			f.Ref, err = wirejson.String(v) // only looked up: not copied
 		case "cursor":
 			f.Cursor, err = wirejson.Int(v)
 		case "read_seq":
@@ -76,9 +77,16 @@ func (k *keeper) shared(s string, err error) (string, error) {
 	return c, nil
 }
 
-// copied returns a copy of s.
-func (k *keeper) copied(s string, err error) (string, error) {
-	return strings.Clone(s), err
+// copied returns copies of a and b, made in one allocation.
+func (k *keeper) copied(a, b string) (string, string) {
+	if len(a)+len(b) == 0 {
+		return "", ""
+	}
+	buf := make([]byte, len(a)+len(b))
+	copy(buf, a)
+	copy(buf[len(a):], b)
+	both := unsafe.String(&buf[0], len(buf)) // buf is not written again
+	return both[:len(a)], both[len(a):]
 }
 
 // isNull reports whether the value at s[at] is null, and the index past it.
@@ -147,11 +155,11 @@ func parseMessage(s string, at int, k *keeper) (*Message, int, error) {
 		case "sender":
 			m.Sender, err = k.shared(wirejson.String(v))
 		case "client_id":
-			m.ClientID, err = k.copied(wirejson.String(v))
+			m.ClientID, err = wirejson.String(v) // copied below
 		case "kind":
 			m.Kind, err = k.shared(wirejson.String(v))
 		case "body":
-			m.Body, err = k.copied(wirejson.String(v))
+			m.Body, err = wirejson.String(v) // copied below
 		case "meta":
 			m.Meta = json.RawMessage(v)
 		case "sent_at":
@@ -162,6 +170,7 @@ func parseMessage(s string, at int, k *keeper) (*Message, int, error) {
 		}
 		return end, err
 	})
+	m.ClientID, m.Body = k.copied(m.ClientID, m.Body)
 	return m, end, err
 }
 

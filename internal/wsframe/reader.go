@@ -111,9 +111,12 @@ func (r *Reader) Next(buf []byte) ([]byte, error) {
 
 // header reads a frame header.
 func (r *Reader) header() (fin bool, op byte, n uint64, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r.r, h[:]); err != nil {
-		return false, 0, 0, err // io.EOF between frames
+	h, err := r.take(2)
+	if err == io.ErrUnexpectedEOF && r.r.Buffered() == 0 {
+		err = io.EOF // between frames
+	}
+	if err != nil {
+		return false, 0, 0, err
 	}
 	fin, op = h[0]&0x80 != 0, h[0]&0x0f
 	if h[0]&0x70 != 0 || h[1]&0x80 != 0 {
@@ -122,17 +125,17 @@ func (r *Reader) header() (fin bool, op byte, n uint64, err error) {
 	n = uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
-		var x [2]byte
-		if _, err := io.ReadFull(r.r, x[:]); err != nil {
-			return false, 0, 0, unexpected(err)
+		x, err := r.take(2)
+		if err != nil {
+			return false, 0, 0, err
 		}
-		n = uint64(binary.BigEndian.Uint16(x[:]))
+		n = uint64(binary.BigEndian.Uint16(x))
 	case 127:
-		var x [8]byte
-		if _, err := io.ReadFull(r.r, x[:]); err != nil {
-			return false, 0, 0, unexpected(err)
+		x, err := r.take(8)
+		if err != nil {
+			return false, 0, 0, err
 		}
-		if n = binary.BigEndian.Uint64(x[:]); n>>63 != 0 {
+		if n = binary.BigEndian.Uint64(x); n>>63 != 0 {
 			return false, 0, 0, ErrProtocol
 		}
 	}
@@ -142,15 +145,26 @@ func (r *Reader) header() (fin bool, op byte, n uint64, err error) {
 	return fin, op, n, nil
 }
 
+// take returns the next n bytes (n at most the buffer's size), valid until
+// the next read: they are read in place, nothing is allocated.
+func (r *Reader) take(n int) ([]byte, error) {
+	b, err := r.r.Peek(n)
+	if err != nil {
+		return nil, unexpected(err)
+	}
+	r.r.Discard(n)
+	return b, nil
+}
+
 // control acts on a control frame of n bytes.
 func (r *Reader) control(op byte, n uint64) error {
-	var p [125]byte
-	if _, err := io.ReadFull(r.r, p[:n]); err != nil {
-		return unexpected(err)
+	p, err := r.take(int(n))
+	if err != nil {
+		return err
 	}
 	switch op {
 	case OpPing:
-		return r.Control(OpPong, p[:n])
+		return r.Control(OpPong, p)
 	case OpPong:
 		return nil
 	case OpClose:
@@ -159,15 +173,11 @@ func (r *Reader) control(op byte, n uint64) error {
 		case n == 1:
 			return ErrProtocol
 		case n >= 2:
-			cf.Code, cf.Reason = int(binary.BigEndian.Uint16(p[:2])), string(p[2:n])
+			cf.Code, cf.Reason = int(binary.BigEndian.Uint16(p[:2])), string(p[2:])
 		}
 		// Echo the code, as the closing handshake asks (5.5.1); the
 		// caller then drops the connection.
-		echo := p[:0]
-		if n >= 2 {
-			echo = p[:2]
-		}
-		if err := r.Control(OpClose, echo); err != nil {
+		if err := r.Control(OpClose, p[:min(n, 2)]); err != nil {
 			return err
 		}
 		return cf
