@@ -255,12 +255,12 @@ type run struct {
 	warmNs int64     // the measured window: [warmNs, endNs) since epoch
 	endNs  int64
 
-	sent        atomic.Int64 // every send the stream took
-	sentWin     atomic.Int64 // sends due in the measured window
-	acked       atomic.Int64
-	expected    atomic.Int64 // deliveries the acknowledged sends call for
-	delivered   atomic.Int64 // first arrivals at a receiver other than the sender
-	deliveredWn atomic.Int64 // of which in the measured window
+	sent        counter // every send the stream took
+	sentWin     counter // sends due in the measured window
+	acked       counter
+	expected    counter // deliveries the acknowledged sends call for
+	delivered   counter // first arrivals at a receiver other than the sender
+	deliveredWn counter // of which in the measured window
 	errs        atomic.Int64
 	reconnects  atomic.Int64
 	unacked     atomic.Int64
@@ -270,6 +270,28 @@ type run struct {
 }
 
 func (r *run) now() int64 { return int64(time.Since(r.epoch)) }
+
+// A counter counts per user, in shards a cache line apart, so that the
+// goroutines of users on different cores do not take one line from each
+// other at every message; reading it sums the shards.
+type counter struct{ shards []shard }
+
+type shard struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
+func newCounter(users int) counter { return counter{shards: make([]shard, users)} }
+
+func (c *counter) add(user int, d int64) { c.shards[user].n.Add(d) }
+
+func (c *counter) load() int64 {
+	var n int64
+	for i := range c.shards {
+		n += c.shards[i].n.Load()
+	}
+	return n
+}
 
 func (r *run) fail(err error) {
 	r.errs.Add(1)
@@ -301,6 +323,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer tgt.stop()
 
 	r := &run{cfg: cfg, lat: newShardedHist(), ack: newShardedHist()}
+	for _, c := range []*counter{&r.sent, &r.sentWin, &r.acked, &r.expected, &r.delivered, &r.deliveredWn} {
+		*c = newCounter(cfg.Users)
+	}
 	p := newProgress(cfg.Progress, cfg.Terminal)
 	p.note(fmt.Sprintf("setting up %d users on %s", cfg.Users, tgt.describe()))
 
@@ -449,7 +474,7 @@ drain:
 		case <-tick.C:
 		}
 		now := time.Now()
-		if m := r.acked.Load() + r.errs.Load() + r.delivered.Load(); m != moved {
+		if m := r.acked.load() + r.errs.Load() + r.delivered.load(); m != moved {
 			lastMove, moved = now, m
 		}
 		if now.Sub(lastMove) > cfg.Drain || now.After(drainCap) {
@@ -457,7 +482,7 @@ drain:
 		}
 		select {
 		case <-acked:
-			if r.delivered.Load() >= r.expected.Load() {
+			if r.delivered.load() >= r.expected.load() {
 				break drain
 			}
 		default:
@@ -487,14 +512,14 @@ drain:
 		Server:          tgt.describe(),
 		DurationS:       cfg.Duration.Seconds(),
 		WarmupS:         cfg.Warmup.Seconds(),
-		Sent:            r.sentWin.Load(),
-		Delivered:       r.deliveredWn.Load(),
-		SentPerSec:      float64(r.sentWin.Load()) / cfg.Duration.Seconds(),
-		DeliveredPerSec: float64(r.deliveredWn.Load()) / cfg.Duration.Seconds(),
+		Sent:            r.sentWin.load(),
+		Delivered:       r.deliveredWn.load(),
+		SentPerSec:      float64(r.sentWin.load()) / cfg.Duration.Seconds(),
+		DeliveredPerSec: float64(r.deliveredWn.load()) / cfg.Duration.Seconds(),
 		Errors:          r.errs.Load(),
 		Reconnects:      r.reconnects.Load(),
-		AckedTotal:      r.acked.Load(),
-		DeliveredTotal:  r.delivered.Load(),
+		AckedTotal:      r.acked.load(),
+		DeliveredTotal:  r.delivered.load(),
 		Unacked:         r.unacked.Load(),
 		DrainS:          drained.Seconds(),
 		CPUCores:        (cpuEnd - cpuStart).Seconds() / cfg.Duration.Seconds(),
@@ -594,9 +619,9 @@ func (r *run) send(ctx context.Context, u *user, due int64, pending chan<- pend,
 		}
 		return false
 	}
-	r.sent.Add(1)
+	r.sent.add(u.idx, 1)
 	if due >= r.warmNs && due < r.endNs {
-		r.sentWin.Add(1)
+		r.sentWin.add(u.idx, 1)
 	}
 	pending <- pend{o, due}
 	return true
@@ -638,8 +663,8 @@ func (r *run) acker(u *user, pending <-chan pend, slots <-chan struct{}) {
 		switch {
 		case err == nil:
 			r.led.ack(u.idx, sent.Message.Seq)
-			r.acked.Add(1)
-			r.expected.Add(fanout)
+			r.acked.add(u.idx, 1)
+			r.expected.add(u.idx, fanout)
 			if p.due >= r.warmNs && p.due < r.endNs {
 				if h = append(h, r.now()-p.due); len(h) == cap(h) {
 					flush()
@@ -696,9 +721,9 @@ func (r *run) receive(u *user, live chan<- struct{}) {
 				continue
 			}
 			now := r.now()
-			r.delivered.Add(1)
+			r.delivered.add(u.idx, 1)
 			if now >= r.warmNs && now < r.endNs {
-				r.deliveredWn.Add(1)
+				r.deliveredWn.add(u.idx, 1)
 			}
 			due, ok := sentAt(m.Body)
 			if !ok {
@@ -729,7 +754,7 @@ func (r *run) showProgress(p *progress, done <-chan struct{}) {
 		}
 		now := r.now()
 		at := time.Now()
-		sent, del := r.sent.Load(), r.delivered.Load()
+		sent, del := r.sent.load(), r.delivered.load()
 		secs := at.Sub(lastAt).Seconds()
 		phase := "measure"
 		switch {
