@@ -34,10 +34,10 @@ func (b *measuredBus) Publish(ctx context.Context, events ...bus.Event) error {
 }
 
 func (b *measuredBus) Subscribe(user chat.Address, fn func(bus.Event)) (func(), error) {
-	app := user.App()
+	lag := b.m.app(user.App()).lag // looked up once, not per message
 	return b.b.Subscribe(user, func(e bus.Event) {
 		if u := e.Update; u != nil && u.Type == chat.UpdateMessage && u.Message != nil {
-			b.m.delivered(app, u.Message.SentAt)
+			lag.Observe(time.Since(u.Message.SentAt).Seconds())
 		}
 		fn(e)
 	})

@@ -165,12 +165,6 @@ func (m *Metrics) ObserveSend(app string, took time.Duration, err error) {
 // messageStored counts one message stored for the sender's app.
 func (m *Metrics) messageStored(app string) { m.app(app).sent.Inc() }
 
-// delivered observes the lag of a message handed to a session of a user of
-// app.
-func (m *Metrics) delivered(app string, sentAt time.Time) {
-	m.app(app).lag.Observe(time.Since(sentAt).Seconds())
-}
-
 // Observers returns an Observer that hands each send to every one of obs
 // (nil entries skipped), so that the metrics and the outage monitor can both
 // watch sends.
