@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble"
-
 	"github.com/switchboard-chat/switchboard/internal/chat"
 )
 
@@ -29,11 +27,19 @@ func TestAppendMessagesFailsWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Set(idemKey(nil, "g1", a, "bad"), []byte{1, 2, 3}, pebble.Sync); err != nil {
+	// Planted as if the writer had written it: in its batch and in its
+	// filters of recent records (recent.go), but not in its index of
+	// unflushed ones, so the lookup reads it from an sstable once flushed
+	// (idem.go).
+	err = s.submit(ctx, func(w *writer) error {
+		k := idemKey(nil, "g1", a, "bad")
+		w.b.set(k, []byte{1, 2, 3})
+		w.recent.add(w.idem.hash(k), w.gen)
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The writer looks idempotency records up in the sstables, and in a
-	// memtable only those it wrote itself (idem.go): flush the planted one.
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}

@@ -31,10 +31,10 @@ import (
 // hash another record holds goes to a map by its whole key instead, which
 // is almost always empty.
 
-// appliedBatch tells the writer that batch gen is applied; last is the
-// seqnum of its last write (0: it wrote nothing).
+// appliedBatch tells the writer that batch gen is applied; first and last
+// are the seqnums of its first and last writes (0: it wrote nothing).
 type appliedBatch struct {
-	gen, last uint64
+	gen, first, last uint64
 }
 
 // idemRec is an indexed idempotency record: the seq and sender's cursor it
@@ -189,29 +189,40 @@ func (w *writer) dropFlushed() {
 	w.idem.dropFlushed(w.flushed.seq.Load())
 }
 
-// sstIdem reads an idempotency record from the sstables alone.
+// sstIdem reads an idempotency record from the sstables alone: only from
+// those older than the records written since the store opened, when those
+// cannot hold key (recent.go).
 func (w *writer) sstIdem(key []byte, fn func(v []byte) error) (found bool, err error) {
-	if w.sst == nil {
-		w.sst, err = w.db.NewIter(&pebble.IterOptions{
-			LowerBound:                []byte{pIdem},
-			UpperBound:                []byte{pIdem + 1},
-			OnlyReadGuaranteedDurable: true, // the sstables alone
-			UseL6Filters:              true, // most lookups find nothing
-		})
-		if err != nil {
+	it, opts := &w.sst, pebble.IterOptions{
+		LowerBound:                []byte{pIdem},
+		UpperBound:                []byte{pIdem + 1},
+		OnlyReadGuaranteedDurable: true, // the sstables alone
+		UseL6Filters:              true, // most lookups find nothing
+	}
+	if w.recent.known && !w.recent.mayHold(w.idem.hash(key)) {
+		it, opts.TableFilter = &w.sstOld, olderThan(w.recent.covered)
+		w.lookups.old++
+	} else {
+		w.lookups.all++
+	}
+	if *it == nil {
+		if *it, err = w.db.NewIter(&opts); err != nil {
 			return false, err
 		}
 	}
-	if w.sst.SeekPrefixGE(key) && bytes.Equal(w.sst.Key(), key) {
-		return true, fn(w.sst.Value())
+	if (*it).SeekPrefixGE(key) && bytes.Equal((*it).Key(), key) {
+		return true, fn((*it).Value())
 	}
-	return false, w.sst.Error()
+	return false, (*it).Error()
 }
 
-// endLookups closes the batch's sstable iterator: it holds its sstables.
+// endLookups closes the batch's sstable iterators: they hold their
+// sstables.
 func (w *writer) endLookups() {
-	if w.sst != nil {
-		w.sst.Close()
-		w.sst = nil
+	for _, it := range []**pebble.Iterator{&w.sst, &w.sstOld} {
+		if *it != nil {
+			(*it).Close()
+			*it = nil
+		}
 	}
 }

@@ -14,14 +14,24 @@ import (
 // skip the memtables; idem.go), and after a reopen. A memtable of 256 KiB
 // makes Pebble flush every few hundred messages on its own, and the test
 // forces flushes in between too.
-func TestRepeatsAcrossFlushes(t *testing.T) { testRepeats(t, false) }
+// Most lookups of new ids read only the sstables from before the store
+// opened (recent.go).
+func TestRepeatsAcrossFlushes(t *testing.T) { testRepeats(t, false, nil) }
 
 // TestRepeatsWhenHashesCollide: the same, with every record's hash the
 // same, so that all but one wait in the index by their whole key and every
-// lookup must tell the record its hash finds from its own.
-func TestRepeatsWhenHashesCollide(t *testing.T) { testRepeats(t, true) }
+// lookup must tell the record its hash finds from its own (and the filters
+// of recent records hold every hash: every lookup reads every sstable).
+func TestRepeatsWhenHashesCollide(t *testing.T) { testRepeats(t, true, nil) }
 
-func testRepeats(t *testing.T, collide bool) {
+// TestRepeatsAsRecentFiltersRotate: the same, with filters of recent
+// records so small that the oldest go every few hundred sends: the
+// sstables that hold their records are read again.
+func TestRepeatsAsRecentFiltersRotate(t *testing.T) {
+	testRepeats(t, false, newRecentIdem(200, 2))
+}
+
+func testRepeats(t *testing.T, collide bool, recent *recentIdem) {
 	dir := t.TempDir()
 	opts := testOptions(t)
 	opts.MemTableBytes = 256 << 10
@@ -30,14 +40,17 @@ func testRepeats(t *testing.T, collide bool) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if collide {
-		err := s.submit(ctx, func(w *writer) error {
+	err = s.submit(ctx, func(w *writer) error {
+		if collide {
 			w.idem.hash = func([]byte) uint64 { return 7 }
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
+		if recent != nil {
+			w.recent = recent
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	a, b := user("a"), user("b")
 	mustGroup(t, s, "g", a, b)
@@ -81,6 +94,22 @@ func testRepeats(t *testing.T, collide bool) {
 	if n := s.db.Metrics().Flush.Count; n < 5 {
 		t.Fatalf("%d flushes: the test did not exercise them", n)
 	}
+	var lookups struct{ all, old int }
+	var covered uint64
+	var sets int
+	s.submit(ctx, func(w *writer) error {
+		lookups, covered, sets = w.lookups, w.recent.covered, len(w.recent.sets)
+		return nil
+	})
+	t.Logf("sstable lookups: %d of every sstable, %d of the older ones; %d filters, covered up to seqnum %d", lookups.all, lookups.old, sets, covered)
+	switch {
+	case collide && lookups.old > 1: // the first send's, before any record
+		t.Fatalf("%d lookups skipped sstables though every hash is in the filters", lookups.old)
+	case !collide && recent == nil && lookups.old < 2900:
+		t.Fatalf("%d lookups of the older sstables only, for 3,000 new ids: the filters did not rule most out", lookups.old)
+	case recent != nil && (sets > 2 || covered == 0):
+		t.Fatalf("%d filters kept, covered up to %d: the oldest were not dropped", sets, covered)
+	}
 	// Batches of several sends, repeats among them.
 	for i := 0; i < 300; i += 3 {
 		batch := []chat.Message{msg(fmt.Sprint("c", i)), msg(fmt.Sprint("n", i)), msg(fmt.Sprint("c", rng.IntN(3000)))}
@@ -97,15 +126,25 @@ func testRepeats(t *testing.T, collide bool) {
 		t.Fatal(err)
 	}
 
-	// Reopened: the WAL's tail was flushed at open, and every id repeats.
+	// Reopened: the WAL's tail was flushed at open, and every id repeats,
+	// once new sends (in a flush of their own) have made the lookups of
+	// ids the filters do not hold read only the older sstables.
 	s, err = Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	check(s, "after-reopen")
+	check(s, "after-reopen")
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	for id := range seqOf {
 		check(s, id)
 	}
-	check(s, "after-reopen")
-	check(s, "after-reopen")
+	var old int
+	s.submit(ctx, func(w *writer) error { old = w.lookups.old; return nil })
+	if before := len(seqOf) - 1; !collide && old < before { // less "after-reopen"
+		t.Fatalf("after the reopen, %d lookups of the older sstables only, for %d ids from before", old, before)
+	}
 }

@@ -111,6 +111,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	cmp := *pebble.DefaultComparer
 	cmp.Split = func(key []byte) int { return len(key) }
 	popts.Comparer = &cmp
+	popts.TablePropertyCollectors = idemCollectors
 	flushed := &flushWatch{}
 	popts.EventListener = &pebble.EventListener{FlushEnd: flushed.flushEnd}
 	for i := range popts.Levels {
@@ -149,6 +150,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	w.pending = make(map[string]pendingValue)
 	w.keysOf = make(map[uint64][]string)
 	w.idem = newIdemIndex()
+	w.recent = newRecentIdem(recentSetSize, recentSets)
 	w.flushed = flushed
 	w.moved = make(map[string]int64)
 	w.newEntries = make(map[chat.Address]int64)

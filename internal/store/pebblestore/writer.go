@@ -96,8 +96,11 @@ type writer struct {
 	keysOf  map[uint64][]string
 	idem    *idemIndex
 	flushed *flushWatch
-	// sst reads the sstables' idempotency records during a batch.
-	sst *pebble.Iterator
+	// sst reads the sstables' idempotency records during a batch, sstOld
+	// only those older than recent covers (recent.go).
+	sst, sstOld *pebble.Iterator
+	recent      *recentIdem
+	lookups     struct{ all, old int } // sstable lookups of each kind, for tests
 	// applied is the number of the last batch applied to the DB.
 	applied uint64
 
@@ -310,7 +313,8 @@ func (s *Store) applier(in <-chan *built, out chan<- *built, applied chan<- appl
 		}
 		a := appliedBatch{gen: b.gen}
 		if b.err == nil && !b.b.Empty() {
-			a.last = b.b.SeqNum() + uint64(b.b.Count()) - 1
+			a.first = b.b.SeqNum()
+			a.last = a.first + uint64(b.b.Count()) - 1
 		}
 		applied <- a
 		out <- b
@@ -385,6 +389,7 @@ func (w *writer) forget(a appliedBatch) {
 	}
 	delete(w.keysOf, a.gen)
 	w.idem.applied(a.gen, a.last)
+	w.recent.applied(a)
 	w.applied = a.gen
 }
 
@@ -867,6 +872,7 @@ func (w *writer) put(c *chat.Conversation, m chat.Message, setRead bool) store.A
 	w.vbuf = be.AppendUint64(be.AppendUint64(w.vbuf[:0], uint64(m.Seq)), uint64(cursor))
 	w.b.set(w.kbuf, w.vbuf)
 	w.idem.add(w.kbuf, idemRec{seq: m.Seq, cursor: cursor, gen: w.gen})
+	w.recent.add(w.idem.hash(w.kbuf), w.gen)
 
 	if setRead {
 		w.kbuf = readKey(w.kbuf[:0], m.ConversationID, m.Sender)

@@ -1,0 +1,201 @@
+package pebblestore
+
+import (
+	"strconv"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/sstable"
+)
+
+// Idempotency lookups skip the sstables flushed since the store opened.
+//
+// A client id that the index of unflushed records (idem.go) does not hold
+// was looked up in every sstable that might hold it: with up to 16 flushes
+// waiting in L0 (store.go), some ten bloom filters through Pebble's
+// iterators per send. Skipping those lookups altogether took the pairs
+// benchmark from 86,720 to 98,499 delivered/s (docs/benchmarks.md).
+//
+// The writer writes every idempotency record, so it can also know every
+// record written since the store opened, in bloom filters of its own
+// (recentIdem): 10 bits and one cache line per record. And every sstable
+// notes the lowest seqnum among its idempotency records
+// (idemSeqCollector). A key the filters rule out can only be in an sstable
+// with a record older than the filters cover: the lookup reads only those
+// (olderThan), which are the sstables from before the store opened and
+// those that compactions made from them, and skips the flushes since. A
+// key the filters may hold (a repeat, or 1 in some 50 new ones) is looked
+// up everywhere, as before.
+//
+// The filters hold recentSetSize records each, recentSets of them at most
+// (20 MiB): past that, the oldest goes once its batches are applied, and
+// the sstables holding its records are read again.
+
+// The property in which an sstable notes the lowest seqnum of its
+// idempotency records, in decimal; empty when it holds none. An sstable
+// written before the property existed lacks it and is always read.
+const idemMinProp = "switchboard.idem.min_seqnum"
+
+// idemSeqCollector collects idemMinProp while an sstable is written.
+type idemSeqCollector struct {
+	min uint64
+	any bool
+}
+
+func (c *idemSeqCollector) Add(key sstable.InternalKey, _ []byte) error {
+	if len(key.UserKey) > 0 && key.UserKey[0] == pIdem {
+		if s := key.SeqNum(); !c.any || s < c.min {
+			c.min, c.any = s, true
+		}
+	}
+	return nil
+}
+
+func (c *idemSeqCollector) Finish(props map[string]string) error {
+	props[idemMinProp] = ""
+	if c.any {
+		props[idemMinProp] = strconv.FormatUint(c.min, 10)
+	}
+	return nil
+}
+
+func (c *idemSeqCollector) Name() string { return "switchboard.idem" }
+
+// olderThan is a table filter that reads only the sstables that may hold
+// an idempotency record of seqnum covered or lower. Compactions into the
+// last level may zero seqnums, which makes such a table read: never wrong,
+// only slower.
+func olderThan(covered uint64) func(props map[string]string) bool {
+	return func(props map[string]string) bool {
+		v, ok := props[idemMinProp]
+		if !ok {
+			return true
+		}
+		if v == "" {
+			return false
+		}
+		min, err := strconv.ParseUint(v, 10, 64)
+		return err != nil || min <= covered
+	}
+}
+
+const (
+	recentSetSize = 1 << 20 // records per filter
+	recentSets    = 16      // filters kept at most
+)
+
+// recentIdem holds bloom filters of the idempotency records written since
+// the store opened, by batch: a filter fills up, then the next one starts
+// with the next batch.
+type recentIdem struct {
+	sets          []*bloomSet
+	setSize, keep int
+	// Once known, every record of seqnum above covered is in sets; until
+	// the first batch is applied it is not known, and no sstable is
+	// skipped (none is new yet).
+	covered uint64
+	known   bool
+}
+
+// bloomSet is one filter, of the records of batches firstGen to lastGen;
+// maxSeq is the highest seqnum those batches took, as far as applied.
+type bloomSet struct {
+	bits              []uint64
+	n                 int
+	firstGen, lastGen uint64
+	maxSeq            uint64
+}
+
+func newRecentIdem(setSize, keep int) *recentIdem {
+	return &recentIdem{setSize: setSize, keep: keep}
+}
+
+// add notes the record of hash h, written by batch gen.
+func (r *recentIdem) add(h, gen uint64) {
+	var s *bloomSet
+	if len(r.sets) > 0 {
+		s = r.sets[len(r.sets)-1]
+	}
+	// A new filter starts only with a new batch, so that each batch's
+	// records are in one filter.
+	if s == nil || (s.n >= r.setSize && gen != s.lastGen) {
+		// 10 bits a record, in 512-bit blocks.
+		blocks := (r.setSize*10 + 511) / 512
+		s = &bloomSet{bits: make([]uint64, blocks*8), firstGen: gen}
+		r.sets = append(r.sets, s)
+	}
+	s.add(h)
+	s.n++
+	s.lastGen = gen
+}
+
+// mayHold reports whether a record of hash h may have been written since
+// the store opened (or since the oldest filter kept).
+func (r *recentIdem) mayHold(h uint64) bool {
+	for _, s := range r.sets {
+		if s.has(h) {
+			return true
+		}
+	}
+	return false
+}
+
+// applied notes that batch a is applied, and drops the oldest filters past
+// the budget once all their batches are.
+func (r *recentIdem) applied(a appliedBatch) {
+	if a.last == 0 {
+		return
+	}
+	if !r.known {
+		r.covered, r.known = a.first-1, true
+	}
+	for i := len(r.sets) - 1; i >= 0; i-- {
+		if s := r.sets[i]; a.gen >= s.firstGen {
+			if a.gen <= s.lastGen {
+				s.maxSeq = max(s.maxSeq, a.last)
+			}
+			break
+		}
+	}
+	for len(r.sets) > r.keep && a.gen >= r.sets[0].lastGen {
+		// Every record above the dropped filter's highest seqnum is in
+		// the filters left: batches take seqnums in order.
+		r.covered = max(r.covered, r.sets[0].maxSeq)
+		r.sets[0] = nil
+		r.sets = r.sets[1:]
+	}
+}
+
+// The filter's probes: 7 bits within one 512-bit block (one cache line),
+// the block and the bits from two halves of the record's 64-bit hash.
+const bloomProbes = 7
+
+func (s *bloomSet) add(h uint64) {
+	block, x, d := s.at(h)
+	for range bloomProbes {
+		s.bits[block+int(x>>6&7)] |= 1 << (x & 63)
+		x += d
+	}
+}
+
+func (s *bloomSet) has(h uint64) bool {
+	block, x, d := s.at(h)
+	for range bloomProbes {
+		if s.bits[block+int(x>>6&7)]&(1<<(x&63)) == 0 {
+			return false
+		}
+		x += d
+	}
+	return true
+}
+
+func (s *bloomSet) at(h uint64) (block int, x, d uint32) {
+	blocks := uint64(len(s.bits) / 8)
+	block = int((h>>32)*blocks>>32) * 8
+	return block, uint32(h), uint32(h>>47) | 1
+}
+
+// idemCollectors is Pebble's option that adds idemSeqCollector to every
+// sstable it writes.
+var idemCollectors = []func() pebble.TablePropertyCollector{
+	func() pebble.TablePropertyCollector { return &idemSeqCollector{} },
+}
