@@ -67,7 +67,7 @@ func TestFields(t *testing.T) {
 // AppendString writes what json.Marshal writes, and String reads it back
 // as json.Unmarshal does.
 func FuzzString(f *testing.F) {
-	for _, s := range []string{"", "plain", `q"\`, "<&>", "é\u2028", "\x00\x1f", "\xff\xfe"} {
+	for _, s := range []string{"", "plain", `q"\`, "<&>", "é\u2028", "\x00\x1f", "\xff\xfe", "sixteen bytes ok", "seven b\"then sixteen", "0123456789abcde\\", "12345678\x7f123456\x1f"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
