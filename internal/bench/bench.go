@@ -408,20 +408,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	sendCtx, stopSending := context.WithDeadline(ctx, r.epoch.Add(time.Duration(r.endNs)))
 	defer stopSending()
 	for _, u := range r.users {
-		pending := make(chan pend, max(cfg.Window, 1024))
-		var slots chan struct{}
-		if cfg.Rate == 0 {
-			slots = make(chan struct{}, cfg.Window)
-		}
-		ackers.Go(func() { r.acker(u, pending, slots) })
-		senders.Go(func() {
-			defer close(pending)
-			if cfg.Rate > 0 {
+		if cfg.Rate > 0 {
+			pending := make(chan pend, 1024)
+			ackers.Go(func() { r.acker(u, pending) })
+			senders.Go(func() {
+				defer close(pending)
 				r.openLoop(sendCtx, u, pending)
-			} else {
-				r.closedLoop(sendCtx, u, pending, slots)
-			}
-		})
+			})
+			continue
+		}
+		senders.Add(1)
+		ackers.Go(func() { r.closedLoop(sendCtx, u, senders.Done) })
 	}
 	progressDone := make(chan struct{})
 	var progressWG sync.WaitGroup
@@ -561,19 +558,41 @@ type pend struct {
 	due int64
 }
 
-// closedLoop sends whenever one of the user's Window slots is free.
-func (r *run) closedLoop(ctx context.Context, u *user, pending chan<- pend, slots chan struct{}) {
+// closedLoop keeps Window of the user's sends in flight: it sends, and
+// records each answer, in the order sent, as it frees a slot. Once sending
+// ends (stopped) it records the answers still to come. One goroutine does
+// both, so that no channel stands between an answer and the next send.
+func (r *run) closedLoop(ctx context.Context, u *user, stopped func()) {
+	a := r.answers(u)
+	defer a.flush()
 	buf := make([]byte, 0, r.cfg.BodySize)
-	for {
+	ring := make([]pend, r.cfg.Window) // the sends in flight, oldest at head
+	head, n := 0, 0
+	for sending := true; sending; {
+		for n < len(ring) {
+			p, ok := r.send(ctx, u, r.now(), &buf)
+			if !ok {
+				sending = false
+				break
+			}
+			ring[(head+n)%len(ring)] = p
+			n++
+		}
+		if !sending {
+			break
+		}
 		select {
-		case slots <- struct{}{}:
+		case <-ring[head].o.Done():
+			a.record(ring[head])
+			head, n = (head+1)%len(ring), n-1
 		case <-ctx.Done():
-			return
+			sending = false
 		}
-		if !r.send(ctx, u, r.now(), pending, &buf) {
-			<-slots
-			return
-		}
+	}
+	stopped()
+	for ; n > 0; n-- {
+		a.record(ring[head])
+		head = (head + 1) % len(ring)
 	}
 }
 
@@ -601,15 +620,20 @@ func (r *run) openLoop(ctx context.Context, u *user, pending chan<- pend) {
 				return
 			}
 		}
-		if !r.send(ctx, u, due, pending, &buf) {
+		p, ok := r.send(ctx, u, due, &buf)
+		if !ok {
 			return
 		}
+		pending <- p
 	}
 }
 
 // send puts one message in the user's outbox; it reports false when the
 // user should stop sending.
-func (r *run) send(ctx context.Context, u *user, due int64, pending chan<- pend, buf *[]byte) bool {
+func (r *run) send(ctx context.Context, u *user, due int64, buf *[]byte) (pend, bool) {
+	if ctx.Err() != nil {
+		return pend{}, false
+	}
 	body := r.body(*buf, due)
 	*buf = body[:0]
 	o, err := u.stream.Send(ctx, u.conv, string(body), nil)
@@ -617,14 +641,13 @@ func (r *run) send(ctx context.Context, u *user, due int64, pending chan<- pend,
 		if ctx.Err() == nil {
 			r.fail(fmt.Errorf("send: %w", err))
 		}
-		return false
+		return pend{}, false
 	}
 	r.sent.add(u.idx, 1)
 	if due >= r.warmNs && due < r.endNs {
 		r.sentWin.add(u.idx, 1)
 	}
-	pending <- pend{o, due}
-	return true
+	return pend{o, due}, true
 }
 
 // body is the send time in decimal nanoseconds since the epoch, a space,
@@ -648,37 +671,52 @@ func sentAt(body string) (int64, bool) {
 	return t, err == nil
 }
 
-// acker waits for the user's sends to be answered, in the order they were
-// sent, records them, and frees their slots (closed loop).
-func (r *run) acker(u *user, pending <-chan pend, slots <-chan struct{}) {
-	fanout := int64(len(r.groups[r.led.convOf[u.idx]]) - 1)
-	h := make([]int64, 0, 256)
-	flush := func() {
-		r.ack.record(u.idx, h)
-		h = h[:0]
-	}
-	defer flush()
+// acker records the answers to the user's sends in the order they were
+// sent (open loop).
+func (r *run) acker(u *user, pending <-chan pend) {
+	a := r.answers(u)
+	defer a.flush()
 	for p := range pending {
-		sent, err := p.o.Result()
-		switch {
-		case err == nil:
-			r.led.ack(u.idx, sent.Message.Seq)
-			r.acked.add(u.idx, 1)
-			r.expected.add(u.idx, fanout)
-			if p.due >= r.warmNs && p.due < r.endNs {
-				if h = append(h, r.now()-p.due); len(h) == cap(h) {
-					flush()
-				}
-			}
-		case errors.Is(err, client.ErrClosed):
-			r.unacked.Add(1)
-		default:
-			r.fail(fmt.Errorf("send answered: %w", err))
-		}
-		if slots != nil {
-			<-slots
-		}
+		a.record(p)
 	}
+}
+
+// answers records the answers to one user's sends.
+type answers struct {
+	r      *run
+	u      *user
+	fanout int64 // deliveries each message calls for
+	h      []int64
+}
+
+func (r *run) answers(u *user) *answers {
+	return &answers{r: r, u: u, fanout: int64(len(r.groups[r.led.convOf[u.idx]]) - 1), h: make([]int64, 0, 256)}
+}
+
+// record waits for p's answer and counts it.
+func (a *answers) record(p pend) {
+	r, u := a.r, a.u
+	sent, err := p.o.Result()
+	switch {
+	case err == nil:
+		r.led.ack(u.idx, sent.Message.Seq)
+		r.acked.add(u.idx, 1)
+		r.expected.add(u.idx, a.fanout)
+		if p.due >= r.warmNs && p.due < r.endNs {
+			if a.h = append(a.h, r.now()-p.due); len(a.h) == cap(a.h) {
+				a.flush()
+			}
+		}
+	case errors.Is(err, client.ErrClosed):
+		r.unacked.Add(1)
+	default:
+		r.fail(fmt.Errorf("send answered: %w", err))
+	}
+}
+
+func (a *answers) flush() {
+	a.r.ack.record(a.u.idx, a.h)
+	a.h = a.h[:0]
 }
 
 // receive reads one user's stream: it tells live once, checks and counts
