@@ -17,6 +17,14 @@ import (
 // copied through k, except Ref, which handle only looks up. The update and message objects are decoded where they
 // stand (wirejson.Walk), so each byte is scanned once.
 func parseFrame(s string, k *keeper) (f inFrame, err error) {
+	if f, ok := parseFast(s, k); ok {
+		return f, nil
+	}
+	return walkFrame(s, k)
+}
+
+// walkFrame is parseFrame for any frame.
+func walkFrame(s string, k *keeper) (f inFrame, err error) {
 	_, err = wirejson.Walk(s, 0, func(key string, at int) (end int, err error) {
 		switch key {
 		case "update":
@@ -165,7 +173,7 @@ func parseMessage(s string, at int, k *keeper) (*Message, int, error) {
 		case "sent_at":
 			var t string
 			if t, err = wirejson.String(v); err == nil && t != "" {
-				m.SentAt, err = time.Parse(time.RFC3339, t)
+				m.SentAt, err = parseTime(t)
 			}
 		}
 		return end, err
@@ -196,4 +204,172 @@ func appendSendFrame(dst []byte, ref, conversationID, clientID, body string, met
 		dst = append(dst, meta...)
 	}
 	return append(dst, '}')
+}
+
+// parseFast decodes the frames the server sends most, a message's update
+// and a send's ack, by position, as internal/ws and wirejson.AppendMessage
+// lay them out: no per-key dispatch, and each value scanned once. ok is
+// false for anything else (another frame, a string with escapes or
+// non-ASCII, a meta with fields, another layout), which parseFrame then walks. What it takes it decodes as
+// the walk does (TestParseFastMatchesWalk).
+func parseFast(s string, k *keeper) (f inFrame, ok bool) {
+	c := scan{s: s, ok: true}
+	switch {
+	case strings.HasPrefix(s, `{"type":"update",`):
+		c.lit(`{"type":"update","update":{"cursor":`)
+		u := &Update{Type: "message", Cursor: c.int()}
+		c.lit(`,"type":"message","message":`)
+		u.Message = c.message(k)
+		c.lit(`}}`)
+		f = inFrame{Type: "update", Update: u}
+	case strings.HasPrefix(s, `{"type":"ack",`):
+		c.lit(`{"type":"ack","ref":`)
+		f.Type, f.Ref = "ack", c.str()
+		c.lit(`,"message":`)
+		f.Message = c.message(k)
+		c.lit(`,"cursor":`)
+		f.Cursor = c.int()
+		c.lit(`}`)
+	default:
+		return inFrame{}, false
+	}
+	return f, c.ok && c.i == len(s)
+}
+
+// scan reads a frame by position; ok turns false at the first byte not as
+// expected, and stays so.
+type scan struct {
+	s  string
+	i  int
+	ok bool
+}
+
+func (c *scan) lit(l string) {
+	if c.ok && strings.HasPrefix(c.s[c.i:], l) {
+		c.i += len(l)
+	} else {
+		c.ok = false
+	}
+}
+
+// str reads a string without escapes; the result aliases s.
+func (c *scan) str() string {
+	if !c.ok || c.i >= len(c.s) || c.s[c.i] != '"' {
+		c.ok = false
+		return ""
+	}
+	n := strings.IndexByte(c.s[c.i+1:], '"')
+	if n < 0 || !wirejson.Plain(c.s[c.i+1:c.i+1+n]) {
+		c.ok = false
+		return ""
+	}
+	v := c.s[c.i+1 : c.i+1+n]
+	c.i += n + 2
+	return v
+}
+
+// int reads a non-negative integer of at most 18 digits, which cannot
+// overflow.
+func (c *scan) int() int64 {
+	var n int64
+	j := c.i
+	for j < len(c.s) && j-c.i < 19 && '0' <= c.s[j] && c.s[j] <= '9' {
+		n = n*10 + int64(c.s[j]-'0')
+		j++
+	}
+	if !c.ok || j == c.i || j-c.i > 18 || (c.s[c.i] == '0' && j-c.i > 1) {
+		c.ok = false
+		return 0
+	}
+	c.i = j
+	return n
+}
+
+// message reads a message as wirejson.AppendMessage writes one whose meta
+// is null or empty.
+func (c *scan) message(k *keeper) *Message {
+	m := new(Message)
+	c.lit(`{"conversation_id":`)
+	m.ConversationID, _ = k.shared(c.str(), nil)
+	c.lit(`,"seq":`)
+	m.Seq = c.int()
+	c.lit(`,"sender":`)
+	m.Sender, _ = k.shared(c.str(), nil)
+	c.lit(`,"client_id":`)
+	clientID := c.str()
+	c.lit(`,"kind":`)
+	m.Kind, _ = k.shared(c.str(), nil)
+	c.lit(`,"body":`)
+	body := c.str()
+	c.lit(`,"meta":`)
+	meta := "null"
+	if strings.HasPrefix(c.s[min(c.i, len(c.s)):], "{}") {
+		meta = "{}" // what a send without one gets
+	}
+	c.lit(meta)
+	c.lit(`,"sent_at":`)
+	sentAt := c.str()
+	c.lit(`}`)
+	if !c.ok {
+		return nil
+	}
+	var err error
+	if m.SentAt, err = parseTime(sentAt); err != nil {
+		c.ok = false
+		return nil
+	}
+	m.ClientID, m.Body = k.copied(clientID, body)
+	m.Meta = json.RawMessage(meta) // null too, as encoding/json gives it
+	return m
+}
+
+// parseTime reads an RFC 3339 time. The server writes UTC, as
+// 2006-01-02T15:04:05.999999999Z: that form is read by position, any other
+// by time.Parse.
+func parseTime(t string) (time.Time, error) {
+	if tm, ok := parseUTC(t); ok {
+		return tm, nil
+	}
+	return time.Parse(time.RFC3339, t)
+}
+
+// parseUTC reads 2006-01-02T15:04:05Z with 0 to 9 digits of fraction; ok
+// is false for any other form or a field out of range.
+func parseUTC(t string) (tm time.Time, ok bool) {
+	if len(t) < 20 || t[len(t)-1] != 'Z' || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(s string) int {
+		n := 0
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return -1
+			}
+			n = n*10 + int(s[i]-'0')
+		}
+		return n
+	}
+	year, month, day := num(t[0:4]), num(t[5:7]), num(t[8:10])
+	hour, min, sec := num(t[11:13]), num(t[14:16]), num(t[17:19])
+	ns := 0
+	switch frac := t[19 : len(t)-1]; {
+	case frac == "":
+	case len(frac) < 2 || len(frac) > 10 || frac[0] != '.':
+		return time.Time{}, false
+	default:
+		if ns = num(frac[1:]); ns < 0 {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			ns *= 10
+		}
+	}
+	if year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || min < 0 || min > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	// The last day of the month: day 0 of the next.
+	if day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+		return time.Time{}, false
+	}
+	return time.Date(year, time.Month(month), day, hour, min, sec, ns, time.UTC), true
 }

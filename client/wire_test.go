@@ -2,11 +2,18 @@ package client
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/wirejson"
 )
 
 // The frames the server sends, as seeds; testdata/fuzz/FuzzParseFrame
@@ -161,4 +168,89 @@ func TestSendFrameSize(t *testing.T) {
 	if a, b := newClientID(), newClientID(); a == b || len(a) != 24 {
 		t.Errorf("client ids %q and %q, want two of 24 hex digits", a, b)
 	}
+}
+
+// The frames the server writes of messages, as internal/ws lays them out.
+func serverFrames(m *Message, cursor int64, ref string) []string {
+	cm := chat.Message{ConversationID: m.ConversationID, Seq: m.Seq, Sender: chat.Address(m.Sender), ClientID: m.ClientID, Kind: m.Kind, Body: m.Body, Meta: m.Meta, SentAt: m.SentAt}
+	mj := string(wirejson.AppendMessage(nil, &cm))
+	c := strconv.FormatInt(cursor, 10)
+	return []string{
+		`{"type":"update","update":{"cursor":` + c + `,"type":"message","message":` + mj + `}}`,
+		`{"type":"ack","ref":` + string(wirejson.AppendString(nil, ref)) + `,"message":` + mj + `,"cursor":` + c + `}`,
+	}
+}
+
+// TestParseFastMatchesWalk: the frames of messages the server writes
+// decode by position as they do by the walk, and those with escapes, a
+// meta or another layout go to the walk.
+func TestParseFastMatchesWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	bodies := []string{"", "hi", strings.Repeat("x", 64), `q"uote`, "back\\slash", "é", "tab\t", "<&>"}
+	fast := 0
+	for i := range 2000 {
+		m := &Message{
+			ConversationID: fmt.Sprint("d", rng.IntN(50)), Seq: rng.Int64N(1 << 40), Sender: fmt.Sprint("messenger:u", rng.IntN(9)),
+			ClientID: fmt.Sprintf("%024x", rng.Uint64()), Kind: "text", Body: bodies[i%len(bodies)],
+			SentAt: time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)/[]int64{1, 1e3, 1e6, 1e9}[i%4]*[]int64{1, 1e3, 1e6, 1e9}[i%4]).UTC(),
+		}
+		switch i % 7 {
+		case 0:
+			m.Meta = json.RawMessage(`{"k":1}`)
+		case 1:
+			m.Meta = json.RawMessage(`{}`)
+		}
+		for _, s := range serverFrames(m, rng.Int64N(1<<50), fmt.Sprint("r", i)) {
+			want, err := walkFrame(s, new(keeper))
+			if err != nil {
+				t.Fatalf("%s: the walk: %v", s, err)
+			}
+			got, ok := parseFast(s, new(keeper))
+			// ASCII bodies written without escapes, and no meta or {}.
+			if plain := (m.Meta == nil || string(m.Meta) == "{}") && wirejson.Plain(m.Body) && string(wirejson.AppendString(nil, m.Body)) == `"`+m.Body+`"`; ok != plain {
+				t.Fatalf("%s: decoded by position %v, want %v", s, ok, plain)
+			}
+			if !ok {
+				continue
+			}
+			fast++
+			if !sameFrame(got, want) {
+				t.Fatalf("%s:\n by position %+v\n by the walk %+v", s, got, want)
+			}
+		}
+	}
+	if fast < 1000 {
+		t.Fatalf("%d of 4000 frames decoded by position: the test did not exercise it", fast)
+	}
+	for _, s := range []string{
+		`{"type":"update","update":{"cursor":1,"type":"message","message":{"conversation_id":"d","seq":1,"sender":"a:b","client_id":"c","kind":"text","body":"x","meta":null,"sent_at":"2026-02-30T00:00:00Z"}}}`,
+		`{"type":"update","update":{"cursor":01,"type":"message","message":{"conversation_id":"d","seq":1,"sender":"a:b","client_id":"c","kind":"text","body":"x","meta":null,"sent_at":"2026-01-30T00:00:00Z"}}}`,
+		`{"type":"update","update":{"cursor":1,"type":"message","message":{"conversation_id":"d","seq":1,"sender":"a:b","client_id":"c","kind":"text","body":"x","meta":null,"sent_at":"2026-01-30T00:00:00Z"}}} `,
+		`{"type":"ack","ref":"r","message":{"conversation_id":"d\u0041","seq":1,"sender":"a:b","client_id":"c","kind":"text","body":"x","meta":null,"sent_at":"2026-01-30T00:00:00Z"},"cursor":2}`,
+		`{"type":"ack","ref":"r","message":{"conversation_id":"d","seq":1,"sender":"a:b","client_id":"c","kind":"text","body":"x","meta":null,"sent_at":"2026-01-30T00:00:00Z"},"cursor":1234567890123456789}`,
+	} {
+		if _, ok := parseFast(s, new(keeper)); ok {
+			t.Errorf("%s: decoded by position; want it left to the walk", s)
+		}
+	}
+}
+
+// FuzzParseUTC: what the positional reader of times takes, time.Parse
+// reads as the same instant.
+//
+//	go test -run '^$' -fuzz FuzzParseUTC -fuzztime 30s ./client/
+func FuzzParseUTC(f *testing.F) {
+	for _, s := range []string{"2026-11-27T08:00:00Z", "2026-11-27T08:00:00.123Z", "2024-02-29T23:59:59.999999999Z", "2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-27T08:00:00.Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseUTC(s)
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339, s)
+		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("%q: %v by position, time.Parse %v %v", s, got, want, err)
+		}
+	})
 }

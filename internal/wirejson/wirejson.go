@@ -193,6 +193,17 @@ func String(v string) (string, error) {
 	return in, nil
 }
 
+// Plain reports whether s is all plain bytes: printable ASCII other than a
+// quote or a backslash, which a JSON string holds as they are.
+func Plain(s string) bool {
+	for i := plainPrefix(s); i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // plainPrefix returns how many of s's first bytes, in whole words of 8, are
 // plain: printable ASCII other than a quote or a backslash. It reads 8
 // bytes at a time (SWAR): a string decoder's hot loop, over every body.
