@@ -29,6 +29,9 @@ var wireSeeds = []string{
 	`{"type":"typing","conversation_id":"d1","from":"a:bob"}`,
 	`{"type":"update","update":null,"message":null}`,
 	` { "type" : "pong" , "ref" : "p" } `,
+	// As the server writes most frames: decoded by position (parseFast).
+	`{"type":"update","update":{"cursor":6,"type":"message","message":{"conversation_id":"d1","seq":3,"sender":"a:bob","client_id":"c2","kind":"text","body":"plain","meta":{},"sent_at":"2026-11-27T08:00:00.5Z"}}}`,
+	`{"type":"ack","ref":"r9","message":{"conversation_id":"d1","seq":4,"sender":"a:bob","client_id":"c3","kind":"text","body":"","meta":null,"sent_at":"2024-02-29T23:59:59Z"},"cursor":7}`,
 }
 
 // TestParseFrameSeeds checks the hand-written decoder against
