@@ -17,23 +17,26 @@ import (
 //
 // The writer writes every idempotency record, so it can also know every
 // record written since the store opened, in bloom filters of its own
-// (recentIdem): 10 bits and one cache line per record. And every sstable
-// notes the lowest seqnum among its idempotency records
-// (idemSeqCollector). A key the filters rule out can only be in an sstable
-// with a record older than the filters cover: the lookup reads only those
-// (olderThan), which are the sstables from before the store opened and
-// those that compactions made from them, and skips the flushes since. A
-// key the filters may hold (a repeat, or 1 in some 50 new ones) is looked
-// up everywhere, as before.
+// (recentIdem): 10 bits and one cache line per record. Each record carries
+// a lower bound of its seqnum (the last seqnum applied when it was
+// written; records of older versions carry none, which counts as 0), and
+// every sstable notes the lowest bound among its records
+// (idemSeqCollector). The bound stays in the value through compactions,
+// which may zero seqnums in the last level. A key the filters rule out can
+// only be in an sstable with a record older than the filters cover: the
+// lookup reads only those (olderThan), which are the sstables from before
+// the store opened and those that compactions made from them, and skips
+// every sstable made of records written since. A key the filters may hold
+// (a repeat, or 1 in some 50 new ones) is looked up everywhere, as before.
 //
 // The filters hold recentSetSize records each, recentSets of them at most
 // (20 MiB): past that, the oldest goes once its batches are applied, and
 // the sstables holding its records are read again.
 
-// The property in which an sstable notes the lowest seqnum of its
+// The property in which an sstable notes the lowest seqnum bound of its
 // idempotency records, in decimal; empty when it holds none. An sstable
 // written before the property existed lacks it and is always read.
-const idemMinProp = "switchboard.idem.min_seqnum"
+const idemMinProp = "switchboard.idem.min_seqnum_floor"
 
 // idemSeqCollector collects idemMinProp while an sstable is written.
 type idemSeqCollector struct {
@@ -41,10 +44,14 @@ type idemSeqCollector struct {
 	any bool
 }
 
-func (c *idemSeqCollector) Add(key sstable.InternalKey, _ []byte) error {
+func (c *idemSeqCollector) Add(key sstable.InternalKey, value []byte) error {
 	if len(key.UserKey) > 0 && key.UserKey[0] == pIdem {
-		if s := key.SeqNum(); !c.any || s < c.min {
-			c.min, c.any = s, true
+		var floor uint64 // none: older than anything the filters hold
+		if len(value) == 24 && key.Kind() == pebble.InternalKeyKindSet {
+			floor = be.Uint64(value[16:])
+		}
+		if !c.any || floor < c.min {
+			c.min, c.any = floor, true
 		}
 	}
 	return nil
@@ -61,9 +68,8 @@ func (c *idemSeqCollector) Finish(props map[string]string) error {
 func (c *idemSeqCollector) Name() string { return "switchboard.idem" }
 
 // olderThan is a table filter that reads only the sstables that may hold
-// an idempotency record of seqnum covered or lower. Compactions into the
-// last level may zero seqnums, which makes such a table read: never wrong,
-// only slower.
+// an idempotency record of seqnum covered or lower: those with a record
+// whose bound is that low.
 func olderThan(covered uint64) func(props map[string]string) bool {
 	return func(props map[string]string) bool {
 		v, ok := props[idemMinProp]
@@ -94,6 +100,9 @@ type recentIdem struct {
 	// skipped (none is new yet).
 	covered uint64
 	known   bool
+	// floor is the last seqnum applied, a lower bound of the seqnum of
+	// any record written now (0 until a batch is applied).
+	floor uint64
 }
 
 // bloomSet is one filter, of the records of batches firstGen to lastGen;
@@ -148,6 +157,7 @@ func (r *recentIdem) applied(a appliedBatch) {
 	if !r.known {
 		r.covered, r.known = a.first-1, true
 	}
+	r.floor = a.last
 	for i := len(r.sets) - 1; i >= 0; i-- {
 		if s := r.sets[i]; a.gen >= s.firstGen {
 			if a.gen <= s.lastGen {

@@ -818,7 +818,7 @@ func (w *writer) repeat(m *chat.Message) (store.Appended, bool, error) {
 	if !found {
 		var err error
 		found, err = w.sstIdem(w.kbuf, func(v []byte) error {
-			if len(v) != 16 {
+			if len(v) != 16 && len(v) != 24 { // 24: with its seqnum's lower bound (recent.go)
 				return errors.New("pebblestore: malformed idempotency record")
 			}
 			seq, cursor = int64(be.Uint64(v)), int64(be.Uint64(v[8:]))
@@ -870,6 +870,7 @@ func (w *writer) put(c *chat.Conversation, m chat.Message, setRead bool) store.A
 
 	w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
 	w.vbuf = be.AppendUint64(be.AppendUint64(w.vbuf[:0], uint64(m.Seq)), uint64(cursor))
+	w.vbuf = be.AppendUint64(w.vbuf, w.recent.floor)
 	w.b.set(w.kbuf, w.vbuf)
 	w.idem.add(w.kbuf, idemRec{seq: m.Seq, cursor: cursor, gen: w.gen})
 	w.recent.add(w.idem.hash(w.kbuf), w.gen)
