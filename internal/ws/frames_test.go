@@ -57,3 +57,30 @@ func TestParseInMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// The Go client's send frames are read by position, as encoding/json reads
+// them; others (escapes, a meta, another order) are left to the walk.
+func TestParseSend(t *testing.T) {
+	for _, s := range []string{
+		`{"type":"send","ref":"8f3a","conversation_id":"d1","client_id":"8f3a","body":"1764 xxxx"}`,
+		`{"type":"send","ref":"","conversation_id":"","client_id":"","body":""}`,
+	} {
+		got, ok := parseSend(s)
+		var want inFrame
+		if err := json.Unmarshal([]byte(s), &want); err != nil || !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: by position %+v (%v), encoding/json %+v", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{
+		`{"type":"send","ref":"r","conversation_id":"d","client_id":"c","body":"b","meta":{}}`,
+		`{"type":"send","ref":"r","conversation_id":"d","client_id":"c","body":"\u00e9"}`,
+		`{"type":"send","ref":"r","conversation_id":"d","client_id":"c","body":"é"}`,
+		`{"type":"send","ref":"r","client_id":"c","conversation_id":"d","body":"b"}`,
+		`{"type":"send","ref":"r","conversation_id":"d","client_id":"c","body":"b"} `,
+		`{"type":"send","ref":"r","conversation_id":"d","client_id":"c","body":"b`,
+	} {
+		if _, ok := parseSend(s); ok {
+			t.Errorf("%s: read by position; want it left to the walk", s)
+		}
+	}
+}

@@ -18,6 +18,10 @@ func FuzzParseIn(f *testing.F) {
 		`{"type":null,"seq":null}`, `{"body":"\ud800"}`, `{"body":"\u00e9\n\"x\""}`, `{"type":"a","type":"b"}`,
 		`{"meta": null }`, ` {"ref" : "x" } `, `{}`, `[]`, `null`, `"x"`, `{`, "\xff", `{"x":{"y":[1,2,{"z":null}]}}`,
 		`{"seq":9223372036854775808}`, `{"seq":-9223372036854775808}`, `{"ſeq":1}`, `{"ref":"\/"}`,
+		// As the Go client writes a send: read by position (parseSend).
+		`{"type":"send","ref":"8f3a","conversation_id":"d1","client_id":"8f3a","body":"1764 xxxx"}`,
+		`{"type":"send","ref":"","conversation_id":"","client_id":"","body":""}`,
+		`{"type":"send","ref":"r","conversation_id":"d","client_id":"c","body":"b"} `,
 	} {
 		f.Add([]byte(s))
 	}
