@@ -193,19 +193,23 @@ func (w *writer) dropFlushed() {
 // those older than the records written since the store opened, when those
 // cannot hold key (recent.go).
 func (w *writer) sstIdem(key []byte, fn func(v []byte) error) (found bool, err error) {
-	it, opts := &w.sst, pebble.IterOptions{
-		LowerBound:                []byte{pIdem},
-		UpperBound:                []byte{pIdem + 1},
-		OnlyReadGuaranteedDurable: true, // the sstables alone
-		UseL6Filters:              true, // most lookups find nothing
-	}
+	it, older := &w.sst, false
 	if w.recent.known && !w.recent.mayHold(w.idem.hash(key)) {
-		it, opts.TableFilter = &w.sstOld, olderThan(w.recent.covered)
+		it, older = &w.sstOld, true
 		w.lookups.old++
 	} else {
 		w.lookups.all++
 	}
 	if *it == nil {
+		opts := pebble.IterOptions{
+			LowerBound:                []byte{pIdem},
+			UpperBound:                []byte{pIdem + 1},
+			OnlyReadGuaranteedDurable: true, // the sstables alone
+			UseL6Filters:              true, // most lookups find nothing
+		}
+		if older {
+			opts.TableFilter = olderThan(w.recent.covered)
+		}
 		if *it, err = w.db.NewIter(&opts); err != nil {
 			return false, err
 		}
