@@ -80,15 +80,14 @@ func newIdemIndex() *idemIndex {
 	}
 }
 
-// add indexes the record of key, written by batch gen. The caller has
-// looked key up and found nothing.
-func (x *idemIndex) add(key []byte, r idemRec) {
+// add indexes the record of key, whose hash is h (x.hash), written by
+// batch gen. The caller has looked key up and found nothing.
+func (x *idemIndex) add(key []byte, h uint64, r idemRec) {
 	b := x.ofGen[r.gen]
 	if b == nil {
 		b = &idemBatch{gen: r.gen}
 		x.ofGen[r.gen] = b
 	}
-	h := x.hash(key)
 	if _, taken := x.byHash[h]; taken {
 		k := string(key)
 		x.byKey[k] = r
@@ -102,9 +101,9 @@ func (x *idemIndex) add(key []byte, r idemRec) {
 	b.end = x.base + uint64(len(x.arena))
 }
 
-// get returns the indexed record of key, if any.
-func (x *idemIndex) get(key []byte) (idemRec, bool) {
-	if r, ok := x.byHash[x.hash(key)]; ok {
+// get returns the indexed record of key, whose hash is h, if any.
+func (x *idemIndex) get(key []byte, h uint64) (idemRec, bool) {
+	if r, ok := x.byHash[h]; ok {
 		at := r.at - x.base
 		if bytes.Equal(x.arena[at:at+uint64(r.n)], key) {
 			return r, true
@@ -191,10 +190,10 @@ func (w *writer) dropFlushed() {
 
 // sstIdem reads an idempotency record from the sstables alone: only from
 // those older than the records written since the store opened, when those
-// cannot hold key (recent.go).
-func (w *writer) sstIdem(key []byte, fn func(v []byte) error) (found bool, err error) {
+// cannot hold key, whose hash is h (recent.go).
+func (w *writer) sstIdem(key []byte, h uint64, fn func(v []byte) error) (found bool, err error) {
 	it, older := &w.sst, false
-	if w.recent.known && !w.recent.mayHold(w.idem.hash(key)) {
+	if w.recent.known() && !w.recent.mayHold(h) {
 		it, older = &w.sstOld, true
 		w.lookups.old++
 	} else {

@@ -99,11 +99,13 @@ type recentIdem struct {
 	// the first batch is applied it is not known, and no sstable is
 	// skipped (none is new yet).
 	covered uint64
-	known   bool
 	// floor is the last seqnum applied, a lower bound of the seqnum of
 	// any record written now (0 until a batch is applied).
 	floor uint64
 }
+
+// known reports whether covered is known: whether a batch was applied.
+func (r *recentIdem) known() bool { return r.floor > 0 }
 
 // bloomSet is one filter, of the records of batches firstGen to lastGen;
 // maxSeq is the highest seqnum those batches took, as far as applied.
@@ -154,8 +156,8 @@ func (r *recentIdem) applied(a appliedBatch) {
 	if a.last == 0 {
 		return
 	}
-	if !r.known {
-		r.covered, r.known = a.first-1, true
+	if !r.known() {
+		r.covered = a.first - 1
 	}
 	r.floor = a.last
 	for i := len(r.sets) - 1; i >= 0; i-- {

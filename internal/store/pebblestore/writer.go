@@ -813,11 +813,12 @@ func (w *writer) appendMessages(ms []chat.Message) ([]store.Appended, error) {
 // result. It only reads.
 func (w *writer) repeat(m *chat.Message) (store.Appended, bool, error) {
 	w.kbuf = idemKey(w.kbuf[:0], m.ConversationID, m.Sender, m.ClientID)
-	r, found := w.idem.get(w.kbuf)
+	h := w.idem.hash(w.kbuf)
+	r, found := w.idem.get(w.kbuf, h)
 	seq, cursor := r.seq, r.cursor
 	if !found {
 		var err error
-		found, err = w.sstIdem(w.kbuf, func(v []byte) error {
+		found, err = w.sstIdem(w.kbuf, h, func(v []byte) error {
 			if len(v) != 16 && len(v) != 24 { // 24: with its seqnum's lower bound (recent.go)
 				return errors.New("pebblestore: malformed idempotency record")
 			}
@@ -872,8 +873,9 @@ func (w *writer) put(c *chat.Conversation, m chat.Message, setRead bool) store.A
 	w.vbuf = be.AppendUint64(be.AppendUint64(w.vbuf[:0], uint64(m.Seq)), uint64(cursor))
 	w.vbuf = be.AppendUint64(w.vbuf, w.recent.floor)
 	w.b.set(w.kbuf, w.vbuf)
-	w.idem.add(w.kbuf, idemRec{seq: m.Seq, cursor: cursor, gen: w.gen})
-	w.recent.add(w.idem.hash(w.kbuf), w.gen)
+	h := w.idem.hash(w.kbuf)
+	w.idem.add(w.kbuf, h, idemRec{seq: m.Seq, cursor: cursor, gen: w.gen})
+	w.recent.add(h, w.gen)
 
 	if setRead {
 		w.kbuf = readKey(w.kbuf[:0], m.ConversationID, m.Sender)
