@@ -14,8 +14,9 @@ import (
 
 // parseFrame decodes a frame from the server. s may be the stream's read
 // buffer, which the next frame overwrites: every string the frame keeps is
-// copied through k, except Ref, which handle only looks up. The update and message objects are decoded where they
-// stand (wirejson.Walk), so each byte is scanned once.
+// copied through k, except Ref, which handle only looks up. The update and
+// message objects are decoded where they stand (wirejson.Walk), so each
+// byte is scanned once.
 func parseFrame(s string, k *keeper) (f inFrame, err error) {
 	if f, ok := parseFast(s, k); ok {
 		return f, nil
@@ -75,7 +76,8 @@ func (k *keeper) shared(s string, err error) (string, error) {
 	if err != nil || s == "" {
 		return s, err
 	}
-	// Length and the last two bytes: ids of one kind differ at the end.
+	// Length, the last byte and the middle one: ids of one kind differ
+	// towards the end.
 	h := (len(s)*31 + int(s[len(s)-1])*7 + int(s[len(s)/2])) & (len(k.recent) - 1)
 	if c := k.recent[h]; c == s {
 		return c, nil
@@ -210,8 +212,9 @@ func appendSendFrame(dst []byte, ref, conversationID, clientID, body string, met
 // and a send's ack, by position, as internal/ws and wirejson.AppendMessage
 // lay them out: no per-key dispatch, and each value scanned once. ok is
 // false for anything else (another frame, a string with escapes or
-// non-ASCII, a meta with fields, another layout), which parseFrame then walks. What it takes it decodes as
-// the walk does (TestParseFastMatchesWalk).
+// non-ASCII, a meta with fields, another layout), which parseFrame then
+// walks. What it takes it decodes as the walk does
+// (TestParseFastMatchesWalk).
 func parseFast(s string, k *keeper) (f inFrame, ok bool) {
 	c := scan{s: s, ok: true}
 	switch {
@@ -252,19 +255,17 @@ func (c *scan) lit(l string) {
 	}
 }
 
-// str reads a string without escapes; the result aliases s.
+// str reads a plain string (wirejson.PlainString); the result aliases s.
 func (c *scan) str() string {
-	if !c.ok || c.i >= len(c.s) || c.s[c.i] != '"' {
+	if !c.ok {
+		return ""
+	}
+	v, end, ok := wirejson.PlainString(c.s, c.i)
+	if !ok {
 		c.ok = false
 		return ""
 	}
-	n := strings.IndexByte(c.s[c.i+1:], '"')
-	if n < 0 || !wirejson.Plain(c.s[c.i+1:c.i+1+n]) {
-		c.ok = false
-		return ""
-	}
-	v := c.s[c.i+1 : c.i+1+n]
-	c.i += n + 2
+	c.i = end
 	return v
 }
 

@@ -204,6 +204,22 @@ func Plain(s string) bool {
 	return true
 }
 
+// PlainString reads the JSON string that starts at s[i] when it is all
+// plain (Plain): its content, which aliases s, and the index past its
+// closing quote. ok is false for any other value, which a decoder that
+// reads by position then leaves to Walk.
+func PlainString(s string, i int) (v string, end int, ok bool) {
+	if i >= len(s) || s[i] != '"' {
+		return "", 0, false
+	}
+	// A plain string holds no quote: the next one closes it.
+	n := strings.IndexByte(s[i+1:], '"')
+	if n < 0 || !Plain(s[i+1:i+1+n]) {
+		return "", 0, false
+	}
+	return s[i+1 : i+1+n], i + n + 2, true
+}
+
 // plainPrefix returns how many of s's first bytes, in whole words of 8, are
 // plain: printable ASCII other than a quote or a backslash. It reads 8
 // bytes at a time (SWAR): a string decoder's hot loop, over every body.

@@ -133,3 +133,28 @@ func BenchmarkValid(b *testing.B) {
 		}
 	})
 }
+
+// PlainString reads plain strings in place and leaves any other value.
+func TestPlainString(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		i    int
+		v    string
+		end  int
+		want bool
+	}{
+		{`{"a":"xyz","b":1}`, 5, "xyz", 10, true},
+		{`""`, 0, "", 2, true},
+		{`"a\"b"`, 0, "", 0, false},
+		{`"é"`, 0, "", 0, false},
+		{"\"tab\t\"", 0, "", 0, false},
+		{`"open`, 0, "", 0, false},
+		{`1`, 0, "", 0, false},
+		{`"x"`, 3, "", 0, false},
+	} {
+		v, end, ok := wirejson.PlainString(c.s, c.i)
+		if v != c.v || end != c.end || ok != c.want {
+			t.Errorf("PlainString(%q, %d) = %q, %d, %v; want %q, %d, %v", c.s, c.i, v, end, ok, c.v, c.end, c.want)
+		}
+	}
+}

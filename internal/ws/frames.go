@@ -128,32 +128,31 @@ func parseIn(data []byte) (inFrame, error) {
 // without the validity scan, the walk, and a second scan of each string.
 // ok is false for anything else, which parseIn walks.
 func parseSend(s string) (f inFrame, ok bool) {
-	const head = `{"type":"send","ref":"`
+	const head = `{"type":"send","ref":`
 	if !strings.HasPrefix(s, head) {
 		return inFrame{}, false
 	}
 	i := len(head)
-	// str reads a string up to its closing quote, which then opens next.
+	// str reads a plain string (wirejson.PlainString), which next follows.
 	str := func(next string) (string, bool) {
-		n := strings.IndexByte(s[i:], '"')
-		if n < 0 || !wirejson.Plain(s[i:i+n]) || !strings.HasPrefix(s[i+n:], next) {
+		v, end, ok := wirejson.PlainString(s, i)
+		if !ok || !strings.HasPrefix(s[end:], next) {
 			return "", false
 		}
-		v := s[i : i+n]
-		i += n + len(next)
+		i = end + len(next)
 		return v, true
 	}
 	f.Type = "send"
-	if f.Ref, ok = str(`","conversation_id":"`); !ok {
+	if f.Ref, ok = str(`,"conversation_id":`); !ok {
 		return inFrame{}, false
 	}
-	if f.ConversationID, ok = str(`","client_id":"`); !ok {
+	if f.ConversationID, ok = str(`,"client_id":`); !ok {
 		return inFrame{}, false
 	}
-	if f.ClientID, ok = str(`","body":"`); !ok {
+	if f.ClientID, ok = str(`,"body":`); !ok {
 		return inFrame{}, false
 	}
-	if f.Body, ok = str(`"}`); !ok || i != len(s) {
+	if f.Body, ok = str(`}`); !ok || i != len(s) {
 		return inFrame{}, false
 	}
 	return f, true
