@@ -259,11 +259,6 @@ func encodeUpdate(u *chat.Update, mj []byte) []byte {
 	return payload(frame{b: mj, kind: updateOf, cursor: u.Cursor})
 }
 
-// encodeAckSend encodes the ack of a send; mj is the message's JSON.
-func encodeAckSend(ref string, m *chat.Message, mj []byte, cursor int64) []byte {
-	return payload(frame{b: messageJSON(m, mj), kind: ackOf, ref: ref, cursor: cursor})
-}
-
 // payload is the JSON f renders: its WebSocket frame less the header.
 func payload(f frame) []byte {
 	return wsframe.Payload(f.appendTo(nil))

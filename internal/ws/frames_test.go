@@ -84,3 +84,9 @@ func TestParseSend(t *testing.T) {
 		}
 	}
 }
+
+// encodeAckSend is the JSON of the ack a session renders for a send (the
+// sessions render it into their write batch; frame.appendTo).
+func encodeAckSend(ref string, m *chat.Message, mj []byte, cursor int64) []byte {
+	return payload(frame{b: messageJSON(m, mj), kind: ackOf, ref: ref, cursor: cursor})
+}
