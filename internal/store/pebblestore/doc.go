@@ -56,13 +56,20 @@
 //	m <conv id> 00 <seq u64>                    message, binary (see encodeMessage)
 //	i <conv id> 00 <sender> 00 <client id>      seq u64 | sender's cursor u64 (idempotency)
 //	r <conv id> 00 <member>                     read seq u64
-//	u <user> 00 <cursor u64>                    stream entry, by kind (see entryMessage)
+//	u <user> 00 <cursor u64>                    stream entry, or a run of message entries, by kind (see entryMessage)
 //	l <user> 00 <^updated at u64> <^conv id> ff nothing: the user's conversation list
 //	b <blocker> 00 <blocked>                    nothing: a block
 //
 // A stream entry for a message is a reference (conversation id, seq) that is
 // resolved when read, so that a send to a group of 256 writes the message
-// once; read and conversation updates are stored whole. The conversation
+// once; read and conversation updates are stored whole. The message entries
+// that one batch gives a stream with consecutive seqs of one conversation
+// are one key, a run (conversation id, first seq, count) at the first
+// cursor, which holds the cursors after it up to the count: in a
+// conversation of two, a batch of 16 sends then writes 2 stream keys, not
+// 32. A read that starts inside a run finds it with a seek to the key
+// before. (Format change: stores written before it have single entries
+// only, which this version reads; earlier versions cannot read runs.) The conversation
 // list key inverts the time (with its sign bit flipped, so negative times
 // order too) and every byte of the id, so that ascending iteration yields
 // UpdatedAt descending, then id descending; the trailing ff makes a shorter

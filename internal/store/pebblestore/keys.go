@@ -283,15 +283,56 @@ func appendString(dst []byte, s string) []byte {
 	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
 }
 
-// Stream entries start with their kind.
+// Stream entries start with their kind. A key holds one entry, but for a
+// run: the entries of messages seq..seq+n-1 of one conversation, at cursors
+// key..key+n-1 (messageRun).
 const (
 	entryMessage      = 'm' // seq u64 | conv id
+	entryMessages     = 'M' // seq u64 | n u32 | conv id: a run, n > 1
 	entryRead         = 'r' // seq u64 | uvarint len, conv id | reader
 	entryConversation = 'c' // conversation (encodeConversation)
 )
 
-func encodeMessageRef(dst []byte, conv string, seq int64) []byte {
-	return append(be.AppendUint64(append(dst, entryMessage), uint64(seq)), conv...)
+// encodeMessageRun writes the run of n entries from message seq of conv on;
+// a run of one is a plain message entry.
+func encodeMessageRun(dst []byte, conv string, seq int64, n int) []byte {
+	if n == 1 {
+		return append(be.AppendUint64(append(dst, entryMessage), uint64(seq)), conv...)
+	}
+	dst = be.AppendUint64(append(dst, entryMessages), uint64(seq))
+	return append(be.AppendUint32(dst, uint32(n)), conv...)
+}
+
+// parseRun reads a message entry or run: its first seq, its number of
+// entries and its conversation. ok is false for other kinds.
+func parseRun(v []byte) (seq int64, n int, conv []byte, ok bool, err error) {
+	switch {
+	case len(v) == 0:
+		return 0, 0, nil, false, errBadEntry
+	case v[0] == entryMessage && len(v) >= 9:
+		return int64(be.Uint64(v[1:])), 1, v[9:], true, nil
+	case v[0] == entryMessages && len(v) >= 13:
+		n := int(be.Uint32(v[9:]))
+		if n < 2 {
+			return 0, 0, nil, false, errBadEntry
+		}
+		return int64(be.Uint64(v[1:])), n, v[13:], true, nil
+	case v[0] == entryMessage || v[0] == entryMessages:
+		return 0, 0, nil, false, errBadEntry
+	}
+	return 0, 0, nil, false, nil
+}
+
+// entryCount returns how many entries (cursors) the stored value v holds.
+func entryCount(v []byte) (int, error) {
+	_, n, _, ok, err := parseRun(v)
+	switch {
+	case err != nil:
+		return 0, err
+	case ok:
+		return n, nil
+	}
+	return 1, nil
 }
 
 func encodeReadEntry(dst []byte, conv string, reader chat.Address, seq int64) []byte {

@@ -436,7 +436,7 @@ func TestReadsStopAtTheDurableGate(t *testing.T) {
 	mustAppend(t, s, message("g1", a, "1"))
 	mustAppend(t, s, message("g1", a, "2"))
 	// As if cursor 3 of b and seq 2 were applied but not yet synced.
-	s.gate.add(99, map[chat.Address]int64{b: 3}, map[string]int64{"g1": 2})
+	s.gate.add(99, []*stream{{user: b, first: 3}}, map[string]int64{"g1": 2})
 	if list, err := s.Updates(t.Context(), b, 0, 10); err != nil || len(list) != 2 {
 		t.Errorf("Updates behind the gate = %d entries, %v; want 2", len(list), err)
 	}
@@ -448,7 +448,7 @@ func TestReadsStopAtTheDurableGate(t *testing.T) {
 	}
 	// A later batch appends to the same stream before 99 is durable: once
 	// 99 is, the gate moves to the later batch's first entry, not past it.
-	s.gate.add(100, map[chat.Address]int64{b: 4}, nil)
+	s.gate.add(100, []*stream{{user: b, first: 4}}, nil)
 	s.gate.durable(&built{gen: 99, users: []chat.Address{b}, convs: []string{"g1"}})
 	wantStream(t, s, b, 3)
 	s.gate.durable(&built{gen: 100, users: []chat.Address{b}})

@@ -146,14 +146,13 @@ func Open(dir string, opts *Options) (*Store, error) {
 		cacheLimit: o.CacheEntries,
 	}
 	w.convs = make(map[string]*chat.Conversation)
-	w.cursors = make(map[chat.Address]int64)
+	w.streams = make(map[chat.Address]*stream)
 	w.pending = make(map[string]pendingValue)
 	w.keysOf = make(map[uint64][]string)
 	w.idem = newIdemIndex()
 	w.recent = newRecentIdem(recentSetSize, recentSets)
 	w.flushed = flushed
 	w.moved = make(map[string]int64)
-	w.newEntries = make(map[chat.Address]int64)
 	w.newMessages = make(map[string]int64)
 	go s.run(w)
 	return s, nil
@@ -618,7 +617,7 @@ func (s *Store) Updates(ctx context.Context, user chat.Address, after int64, lim
 		}
 		upper = updateKey(nil, user, first)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: updateKey(nil, user, after+1), UpperBound: upper})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: updates of %s: %w", user, err)
 	}
@@ -626,18 +625,22 @@ func (s *Store) Updates(ctx context.Context, user chat.Address, after int64, lim
 	// Created after it, so it sees every message that it references.
 	d := updateDecoder{points: iterGetter{r: s.db}}
 	defer d.points.close()
+	// The run that holds cursor after+1 may start before it: start at the
+	// last key before after+1, whose entries up to after are skipped.
+	ok := it.SeekLT(updateKey(nil, user, after+1))
+	if !ok {
+		ok = it.First()
+	}
 	var list []chat.Update
-	for ok := it.First(); ok && len(list) < limit; ok = it.Next() {
+	for ; ok && len(list) < limit; ok = it.Next() {
 		k := it.Key()
 		if len(k) != len(prefix)+8 {
 			return nil, fmt.Errorf("pebblestore: malformed stream key %q", k)
 		}
-		u, err := d.decode(it.Value())
-		if err != nil {
-			return nil, fmt.Errorf("pebblestore: update %s/%d: %w", user, be.Uint64(k[len(prefix):]), err)
+		cursor := int64(be.Uint64(k[len(prefix):]))
+		if list, err = d.decode(list, it.Value(), cursor, after, limit); err != nil {
+			return nil, fmt.Errorf("pebblestore: update %s/%d: %w", user, cursor, err)
 		}
-		u.Cursor = int64(be.Uint64(k[len(prefix):]))
-		list = append(list, u)
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("pebblestore: updates of %s: %w", user, err)
@@ -653,23 +656,40 @@ type updateDecoder struct {
 	conv   string // the last conversation id, reused while it repeats
 }
 
-func (d *updateDecoder) decode(v []byte) (chat.Update, error) {
-	if len(v) == 0 {
-		return chat.Update{}, errBadEntry
+// decode appends to list the updates of the stored value v, whose key is
+// cursor, that come after cursor after, until list holds limit.
+func (d *updateDecoder) decode(list []chat.Update, v []byte, cursor, after int64, limit int) ([]chat.Update, error) {
+	seq, n, conv, isRun, err := parseRun(v)
+	if err != nil {
+		return list, err
 	}
-	switch v[0] {
-	case entryMessage:
-		if len(v) < 9 {
-			return chat.Update{}, errBadEntry
+	if !isRun {
+		if cursor <= after {
+			return list, nil
 		}
-		if string(v[9:]) != d.conv {
-			d.conv = string(v[9:])
-		}
-		m, err := readMessage(&d.points, d.conv, int64(be.Uint64(v[1:])))
+		u, err := decodeEntry(v)
 		if err != nil {
-			return chat.Update{}, err
+			return list, err
 		}
-		return chat.Update{Type: chat.UpdateMessage, Message: &m}, nil
+		u.Cursor = cursor
+		return append(list, u), nil
+	}
+	if string(conv) != d.conv {
+		d.conv = string(conv)
+	}
+	for i := max(0, after+1-cursor); i < int64(n) && len(list) < limit; i++ {
+		m, err := readMessage(&d.points, d.conv, seq+i)
+		if err != nil {
+			return list, err
+		}
+		list = append(list, chat.Update{Type: chat.UpdateMessage, Message: &m, Cursor: cursor + i})
+	}
+	return list, nil
+}
+
+// decodeEntry decodes a stream entry of a kind other than messages.
+func decodeEntry(v []byte) (chat.Update, error) {
+	switch v[0] {
 	case entryRead:
 		if len(v) < 9 {
 			return chat.Update{}, errBadEntry

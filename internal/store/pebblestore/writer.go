@@ -80,12 +80,12 @@ type writer struct {
 	maxBytes   int
 	cacheLimit int
 
-	// convs and cursors hold conversations by id and the last cursor of
-	// each user's stream, as of the batch being built. An entry written by a
-	// batch that is not yet applied must stay (the DB does not have it yet),
-	// so they are trimmed only when every built batch is applied.
+	// convs and streams hold conversations by id and the state of users'
+	// streams, as of the batch being built. An entry written by a batch
+	// that is not yet applied must stay (the DB does not have it yet), so
+	// they are trimmed only when every built batch is applied.
 	convs   map[string]*chat.Conversation
-	cursors map[chat.Address]int64
+	streams map[chat.Address]*stream
 
 	// pending holds the keys that the writer reads back (apps, read
 	// positions, messages) as written by batches not yet applied to the
@@ -111,13 +111,41 @@ type writer struct {
 	moved map[string]int64
 
 	// The streams and conversations the batch being built appends to, with
-	// the first cursor or seq it gives them: see durableGate.
-	newEntries  map[chat.Address]int64
+	// the first cursor or seq it gives them: see durableGate. touched also
+	// lists the streams whose message runs are written when the batch ends.
+	touched     []*stream
 	newMessages map[string]int64
 
 	// Scratch buffers for keys and values. Batch.Set copies its arguments.
 	kbuf, kbuf2, vbuf []byte
+	rkbuf, rvbuf      []byte // for the runs alone (writeRun)
 }
+
+// stream is the writer's state of one user's stream.
+type stream struct {
+	user chat.Address
+	last int64 // the last cursor given, as of the batch being built
+	// gen is the last batch that appended to the stream. In that batch,
+	// first is the first cursor it gave (see durableGate), and run holds
+	// the message entries that follow the last entry written.
+	gen   uint64
+	first int64
+	run   messageRun
+}
+
+// messageRun is n message entries of one stream with consecutive cursors,
+// from cursor on, for consecutive seqs of one conversation, from seq on: one
+// key instead of n (doc.go). In a conversation of two, a batch of 16 sends
+// gives each member one run of 16.
+type messageRun struct {
+	conv        string
+	seq, cursor int64
+	n           int
+}
+
+// maxRun bounds the entries of one run, so that a value stays small and a
+// read that starts inside a run skips few entries.
+const maxRun = 1024
 
 type pendingValue struct {
 	v       []byte
@@ -165,11 +193,11 @@ func newDurableGate() *durableGate {
 	return &durableGate{streams: make(map[chat.Address][]gateMark), convs: make(map[string][]gateMark)}
 }
 
-func (g *durableGate) add(gen uint64, users map[chat.Address]int64, convs map[string]int64) {
+func (g *durableGate) add(gen uint64, streams []*stream, convs map[string]int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for u, first := range users {
-		g.streams[u] = append(g.streams[u], gateMark{gen, first})
+	for _, st := range streams {
+		g.streams[st.user] = append(g.streams[st.user], gateMark{gen, st.first})
 	}
 	for c, first := range convs {
 		g.convs[c] = append(g.convs[c], gateMark{gen, first})
@@ -276,18 +304,22 @@ func (s *Store) run(w *writer) {
 		for id := range w.moved {
 			w.flushConv(id)
 		}
+		for _, st := range w.touched {
+			w.writeRun(st)
+		}
 		b := &built{gen: w.gen, b: w.b.build(w.db), reqs: batch}
-		if len(w.newEntries) > 0 || len(w.newMessages) > 0 {
-			s.gate.add(b.gen, w.newEntries, w.newMessages)
-			b.users = make([]chat.Address, 0, len(w.newEntries))
-			for u := range w.newEntries {
-				b.users = append(b.users, u)
+		if len(w.touched) > 0 || len(w.newMessages) > 0 {
+			s.gate.add(b.gen, w.touched, w.newMessages)
+			b.users = make([]chat.Address, len(w.touched))
+			for i, st := range w.touched {
+				b.users[i] = st.user
 			}
 			b.convs = make([]string, 0, len(w.newMessages))
 			for c := range w.newMessages {
 				b.convs = append(b.convs, c)
 			}
-			clear(w.newEntries)
+			clear(w.touched)
+			w.touched = w.touched[:0]
 			clear(w.newMessages)
 		}
 		applyq <- b
@@ -408,11 +440,11 @@ func (w *writer) forgetApplied(appliedq <-chan appliedBatch) {
 // miss costs only a read. It may drop only what the DB has, so past twice
 // the limit it waits for the batches in flight to be applied.
 func (w *writer) trimCache(appliedq <-chan appliedBatch) {
-	if len(w.convs) <= w.cacheLimit && len(w.cursors) <= w.cacheLimit {
+	if len(w.convs) <= w.cacheLimit && len(w.streams) <= w.cacheLimit {
 		return
 	}
 	if w.applied != w.gen {
-		if len(w.convs) <= 2*w.cacheLimit && len(w.cursors) <= 2*w.cacheLimit {
+		if len(w.convs) <= 2*w.cacheLimit && len(w.streams) <= 2*w.cacheLimit {
 			return
 		}
 		for w.applied != w.gen {
@@ -422,8 +454,8 @@ func (w *writer) trimCache(appliedq <-chan appliedBatch) {
 	if len(w.convs) > w.cacheLimit {
 		w.convs = make(map[string]*chat.Conversation)
 	}
-	if len(w.cursors) > w.cacheLimit {
-		w.cursors = make(map[chat.Address]int64)
+	if len(w.streams) > w.cacheLimit {
+		w.streams = make(map[chat.Address]*stream)
 	}
 }
 
@@ -498,56 +530,100 @@ func (w *writer) putConversation(c *chat.Conversation) {
 	w.convs[c.ID] = c
 }
 
-// lastCursor returns the last cursor of user's stream.
-func (w *writer) lastCursor(user chat.Address) (int64, error) {
-	if c, ok := w.cursors[user]; ok {
-		return c, nil
+// loadStream caches the state of user's stream, reading its last cursor.
+func (w *writer) loadStream(user chat.Address) error {
+	if _, ok := w.streams[user]; ok {
+		return nil
 	}
 	prefix := updatePrefix(nil, user)
 	// The DB has every stream entry of a user who is not cached: see
 	// trimCache.
 	it, err := w.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	var last int64
 	if it.Last() {
+		n := 0
 		k := it.Key()
 		if len(k) != len(prefix)+8 {
-			it.Close()
-			return 0, fmt.Errorf("pebblestore: malformed stream key %q", k)
+			err = fmt.Errorf("pebblestore: malformed stream key %q", k)
+		} else if n, err = entryCount(it.Value()); err != nil {
+			err = fmt.Errorf("pebblestore: stream entry %q: %w", k, err)
+		} else {
+			last = int64(be.Uint64(k[len(prefix):])) + int64(n) - 1
 		}
-		last = int64(be.Uint64(k[len(prefix):]))
 	}
-	if err := it.Close(); err != nil {
-		return 0, err
+	if cerr := it.Close(); err == nil {
+		err = cerr
 	}
-	w.cursors[user] = last
-	return last, nil
+	if err != nil {
+		return err
+	}
+	w.streams[user] = &stream{user: user, last: last}
+	return nil
 }
 
-// loadCursors makes sure the cursors of users are cached, so that the
+// loadCursors makes sure the streams of users are cached, so that the
 // writes that follow cannot fail halfway.
 func (w *writer) loadCursors(users []chat.Address) error {
 	for _, u := range users {
-		if _, err := w.lastCursor(u); err != nil {
+		if err := w.loadStream(u); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// appendEntry appends the entry value to user's stream and returns its
-// cursor. The user's cursor must be cached (loadCursors).
-func (w *writer) appendEntry(user chat.Address, value []byte) int64 {
-	c := w.cursors[user] + 1
-	w.cursors[user] = c
-	if _, ok := w.newEntries[user]; !ok {
-		w.newEntries[user] = c
+// next gives the next cursor of st in the batch being built.
+func (w *writer) next(st *stream) int64 {
+	if st.gen != w.gen {
+		st.gen, st.first, st.run.n = w.gen, st.last+1, 0
+		w.touched = append(w.touched, st)
 	}
+	st.last++
+	return st.last
+}
+
+// appendEntry appends the entry value to user's stream and returns its
+// cursor. The user's stream must be cached (loadCursors).
+func (w *writer) appendEntry(user chat.Address, value []byte) int64 {
+	st := w.streams[user]
+	w.writeRun(st)
+	c := w.next(st)
 	w.kbuf2 = updateKey(w.kbuf2[:0], user, c)
-	w.set(w.kbuf2, value)
+	w.b.set(w.kbuf2, value)
 	return c
+}
+
+// appendMessageEntry appends to user's stream the entry of message seq of
+// conv and returns its cursor. The entry joins the stream's run when it
+// follows it; runs are written when something else is appended to the
+// stream, or when the batch ends.
+func (w *writer) appendMessageEntry(user chat.Address, conv string, seq int64) int64 {
+	st := w.streams[user]
+	c := w.next(st)
+	// A run in progress ends at the stream's last cursor: appendEntry
+	// writes it before it appends.
+	if r := &st.run; r.n > 0 && r.n < maxRun && r.seq+int64(r.n) == seq && r.conv == conv {
+		r.n++
+		return c
+	}
+	w.writeRun(st)
+	st.run = messageRun{conv: conv, seq: seq, cursor: c, n: 1}
+	return c
+}
+
+// writeRun writes st's run, if any, to the batch.
+func (w *writer) writeRun(st *stream) {
+	r := &st.run
+	if r.n == 0 {
+		return
+	}
+	w.rkbuf = updateKey(w.rkbuf[:0], st.user, r.cursor)
+	w.rvbuf = encodeMessageRun(w.rvbuf[:0], r.conv, r.seq, r.n)
+	w.b.set(w.rkbuf, w.rvbuf)
+	r.n = 0
 }
 
 // flushConv moves the list entries of the members of conversation id, if
@@ -859,10 +935,9 @@ func (w *writer) put(c *chat.Conversation, m chat.Message, setRead bool) store.A
 	w.vbuf = encodeMessage(w.vbuf[:0], &m)
 	w.set(w.kbuf, w.vbuf)
 
-	w.vbuf = encodeMessageRef(w.vbuf[:0], m.ConversationID, m.Seq)
 	deliveries := make([]chat.Delivery, len(c.Members))
 	for i, member := range c.Members {
-		cur := w.appendEntry(member, w.vbuf)
+		cur := w.appendMessageEntry(member, m.ConversationID, m.Seq)
 		deliveries[i] = chat.Delivery{User: member, Cursor: cur}
 		if member == m.Sender {
 			cursor = cur
