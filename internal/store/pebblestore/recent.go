@@ -177,8 +177,7 @@ func (r *recentIdem) applied(a appliedBatch) {
 	}
 }
 
-// The filter's probes: 7 bits within one 512-bit block (one cache line),
-// the block and the bits from two halves of the record's 64-bit hash.
+// The filter's probes: 7 bits within one 512-bit block (one cache line).
 const bloomProbes = 7
 
 func (s *bloomSet) add(h uint64) {
@@ -200,10 +199,14 @@ func (s *bloomSet) has(h uint64) bool {
 	return true
 }
 
+// at picks the block from the hash's high half, and the first probe and
+// the stride from its low half: a stride drawn from the block's bits would
+// be nearly the same for every record of a block, and the filter would let
+// through several times more keys it does not hold.
 func (s *bloomSet) at(h uint64) (block int, x, d uint32) {
 	blocks := uint64(len(s.bits) / 8)
 	block = int((h>>32)*blocks>>32) * 8
-	return block, uint32(h), uint32(h>>47) | 1
+	return block, uint32(h), uint32(h)>>9 | 1
 }
 
 // idemCollectors is Pebble's option that adds idemSeqCollector to every
