@@ -22,8 +22,9 @@
 // What the writer reads must include the batches not yet applied. It
 // caches conversations (members, last seq, updated at) and every user's
 // last cursor, and keeps the other keys it reads back (apps, read
-// positions, messages) in a pending map until their batch is applied;
-// anything else it reads from the DB.
+// positions) in a pending map until their batch is applied; the messages
+// of those batches, which only a repeated send reads back, it keeps in a
+// list by batch; anything else it reads from the DB.
 //
 // Idempotency records are not in pending but in an index of their own
 // (idem.go), from their write until Pebble reports a flush that put them

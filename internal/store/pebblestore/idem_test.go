@@ -3,9 +3,11 @@ package pebblestore
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/store"
 )
 
 // TestRepeatsAcrossFlushes: a client id sent again is answered with its
@@ -221,5 +223,43 @@ func TestRecentFilterFalsePositives(t *testing.T) {
 		t.Errorf("the filter holds %.2f%% of the keys it was not given; want at most 1.5%%", 100*rate)
 	} else {
 		t.Logf("false positives: %.2f%%", 100*rate)
+	}
+}
+
+// A repeat of a message whose batch is not applied yet is answered from the
+// writer's own copy (unapplied), the same as the DB answers it later.
+func TestRepeatOfUnappliedMessage(t *testing.T) {
+	s := openTemp(t)
+	a, b := user("a"), user("b")
+	mustGroup(t, s, "g", a, b)
+	for _, meta := range []string{"", `{"k":[1,2]}`} {
+		m := message("g", a, "x"+meta)
+		if meta != "" {
+			m.Meta = []byte(meta)
+		}
+		var first, again []store.Appended
+		err := s.submit(t.Context(), func(w *writer) error {
+			var err error
+			if first, err = w.appendMessages([]chat.Message{m}); err != nil {
+				return err
+			}
+			if w.applied >= w.gen {
+				t.Error("the batch is applied already: the test reads the DB")
+			}
+			again, err = w.appendMessages([]chat.Message{m})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		later := mustAppend(t, s, m) // from the DB
+		if !first[0].Created || again[0].Created || later.Created {
+			t.Fatalf("created: %v, %v, %v; want only the first", first[0].Created, again[0].Created, later.Created)
+		}
+		for _, r := range []store.Appended{again[0], later} {
+			if !reflect.DeepEqual(r.Message, first[0].Message) || r.Cursor != first[0].Cursor {
+				t.Errorf("repeat = %+v at %d, want %+v at %d", r.Message, r.Cursor, first[0].Message, first[0].Cursor)
+			}
+		}
 	}
 }

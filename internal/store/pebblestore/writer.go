@@ -88,12 +88,17 @@ type writer struct {
 	streams map[chat.Address]*stream
 
 	// pending holds the keys that the writer reads back (apps, read
-	// positions, messages) as written by batches not yet applied to the
+	// positions) as written by batches not yet applied to the
 	// DB, the one being built included. keysOf lists each batch's keys, so
 	// that they are dropped once the batch is applied. Idempotency records
 	// have an index of their own until they are flushed (see idem.go).
 	pending map[string]pendingValue
 	keysOf  map[uint64][]string
+	// unapplied holds the messages of the batches not yet applied, in
+	// batch order, for a repeat of one of them (repeat): a slice append
+	// per message, where a pending key costs a copy and two map writes.
+	unapplied []batchMessages
+	spareMsgs []chat.Message
 	idem    *idemIndex
 	flushed *flushWatch
 	// sst reads the sstables' idempotency records during a batch, sstOld
@@ -146,6 +151,11 @@ type messageRun struct {
 // maxRun bounds the entries of one run, so that a value stays small and a
 // read that starts inside a run skips few entries.
 const maxRun = 1024
+
+type batchMessages struct {
+	gen  uint64
+	msgs []chat.Message
+}
 
 type pendingValue struct {
 	v       []byte
@@ -420,6 +430,11 @@ func (w *writer) forget(a appliedBatch) {
 		}
 	}
 	delete(w.keysOf, a.gen)
+	for len(w.unapplied) > 0 && w.unapplied[0].gen <= a.gen {
+		clear(w.unapplied[0].msgs) // the messages may go
+		w.spareMsgs = w.unapplied[0].msgs[:0]
+		w.unapplied = w.unapplied[1:]
+	}
 	w.idem.applied(a.gen, a.last)
 	w.recent.applied(a)
 	w.applied = a.gen
@@ -485,7 +500,7 @@ func (w *writer) del(key []byte) {
 
 func (w *writer) remember(key, value []byte, deleted bool) {
 	switch key[0] {
-	case pApp, pRead, pMessage:
+	case pApp, pRead:
 	default:
 		return
 	}
@@ -905,9 +920,14 @@ func (w *writer) repeat(m *chat.Message) (store.Appended, bool, error) {
 			return store.Appended{}, false, err
 		}
 	}
+	if found && r.gen > w.applied {
+		if first, ok := w.unappliedMessage(r.gen, m.ConversationID, seq); ok {
+			return store.Appended{Message: first, Cursor: cursor}, true, nil
+		}
+	}
 	w.kbuf = messageKey(w.kbuf[:0], m.ConversationID, seq)
 	var first chat.Message
-	found, err := w.get(w.kbuf, func(v []byte) error {
+	found, err := get(w.db, w.kbuf, func(v []byte) error {
 		var err error
 		first, err = decodeMessage(v, m.ConversationID, seq)
 		return err
@@ -968,7 +988,40 @@ func (w *writer) put(c *chat.Conversation, m chat.Message, setRead bool) store.A
 	if m.Meta != nil {
 		m.Meta = append(json.RawMessage(nil), m.Meta...)
 	}
+	w.keepMessage(m)
 	return store.Appended{Message: m, Cursor: cursor, Deliveries: deliveries, Created: true}
+}
+
+// keepMessage keeps m, appended by the batch being built, in unapplied,
+// as the DB will return it.
+func (w *writer) keepMessage(m chat.Message) {
+	if len(m.Meta) == 0 {
+		m.Meta = nil
+	}
+	n := len(w.unapplied)
+	if n == 0 || w.unapplied[n-1].gen != w.gen {
+		w.unapplied = append(w.unapplied, batchMessages{gen: w.gen, msgs: w.spareMsgs})
+		w.spareMsgs = nil
+		n++
+	}
+	b := &w.unapplied[n-1]
+	b.msgs = append(b.msgs, m)
+}
+
+// unappliedMessage returns message seq of conv, which batch gen appended
+// and which is not applied yet.
+func (w *writer) unappliedMessage(gen uint64, conv string, seq int64) (chat.Message, bool) {
+	for _, b := range w.unapplied {
+		if b.gen != gen {
+			continue
+		}
+		for _, m := range b.msgs {
+			if m.Seq == seq && m.ConversationID == conv {
+				return m, true
+			}
+		}
+	}
+	return chat.Message{}, false
 }
 
 // readSeq returns member's read position in conv (0 when none is stored).
