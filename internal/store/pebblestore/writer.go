@@ -99,8 +99,8 @@ type writer struct {
 	// per message, where a pending key costs a copy and two map writes.
 	unapplied []batchMessages
 	spareMsgs []chat.Message
-	idem    *idemIndex
-	flushed *flushWatch
+	idem      *idemIndex
+	flushed   *flushWatch
 	// sst reads the sstables' idempotency records during a batch, sstOld
 	// only those older than recent covers (recent.go).
 	sst, sstOld *pebble.Iterator
