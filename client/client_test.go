@@ -242,6 +242,49 @@ func TestStreamLive(t *testing.T) {
 	}
 }
 
+// The stream asks the server for acks in the place of its own messages'
+// updates (merge_acks): its events still hold every update once, the
+// sender's own messages included, in cursor order, each at the cursor its
+// send was answered with.
+func TestStreamOwnMessagesFromMergedAcks(t *testing.T) {
+	n := startNode(t, ws.Config{})
+	alice, _, conv := pair(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	as, err := alice.Connect(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	waitState(t, as, client.Live)
+	const count = 30
+	outs := make([]*client.Outgoing, count)
+	for i := range outs {
+		if outs[i], err = as.Send(ctx, conv, fmt.Sprint("m", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cursorOf := map[int64]int64{} // seq -> cursor answered
+	for _, o := range outs {
+		sent, err := o.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursorOf[sent.Message.Seq] = sent.Cursor
+	}
+	if got := n.ws.AcksInStream(); got != count {
+		t.Errorf("%d acks stood in for updates, want %d: the stream did not ask for merge_acks", got, count)
+	}
+	var last int64
+	for seq := int64(1); seq <= count; seq++ {
+		u := nextUpdate(t, as, "message")
+		if u.Cursor <= last || u.Message.Seq != seq || u.Message.Body != fmt.Sprint("m", seq-1) || u.Cursor != cursorOf[seq] {
+			t.Fatalf("update %+v (message %+v) after cursor %d; want seq %d at cursor %d", u, u.Message, last, seq, cursorOf[seq])
+		}
+		last = u.Cursor
+	}
+}
+
 // The stream answers the server's keepalive pings (it reads its frames
 // itself, so it answers them itself): a stream pinged every 20 ms, dropped
 // after 100 ms without a pong, stays connected, and still delivers.

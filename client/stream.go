@@ -249,7 +249,11 @@ func (s *Stream) dial(ctx context.Context) (*link, error) {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	u := base + "/v1/ws?after=" + strconv.FormatInt(after, 10)
+	// merge_acks: the ack of a send on this socket comes in the place of
+	// the update of its message, which then does not come on its own (the
+	// frame says in_stream): one frame less per message sent. A server
+	// that does not know the option sends both, which handle takes too.
+	u := base + "/v1/ws?merge_acks=true&after=" + strconv.FormatInt(after, 10)
 	var (
 		cork    *corkConn
 		overTLS bool
@@ -520,6 +524,7 @@ type inFrame struct {
 	RawError       *wireError `json:"error"`
 	ConversationID string     `json:"conversation_id"`
 	From           string     `json:"from"`
+	InStream       bool       `json:"in_stream"` // an ack in the place of its message's update
 }
 
 type wireError struct {
@@ -555,6 +560,12 @@ func (s *Stream) handle(b []byte, k *keeper) (ready bool) {
 		return true
 	case "ack":
 		s.mu.Lock()
+		// An ack in the stream is also the update at its cursor.
+		var u *Update
+		if f.InStream && f.Message != nil && f.Cursor > s.cursor {
+			s.cursor = f.Cursor
+			u = &Update{Cursor: f.Cursor, Type: "message", Message: f.Message}
+		}
 		if o, ok := s.outbox[f.Ref]; ok && f.Message != nil {
 			s.resolve(o, &Sent{Message: *f.Message, Cursor: f.Cursor}, nil)
 		} else if r, ok := s.reqs[f.Ref]; ok {
@@ -563,6 +574,9 @@ func (s *Stream) handle(b []byte, k *keeper) (ready bool) {
 			close(r.done)
 		}
 		s.mu.Unlock()
+		if u != nil {
+			s.emit(Event{Update: u})
+		}
 	case "error":
 		e := &Error{Code: "internal", Message: "the server sent an error without details"}
 		if f.RawError != nil {

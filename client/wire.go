@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 	"unsafe"
@@ -48,6 +49,11 @@ func walkFrame(s string, k *keeper) (f inFrame, err error) {
 			f.Cursor, err = wirejson.Int(v)
 		case "read_seq":
 			f.ReadSeq, err = wirejson.Int(v)
+		case "in_stream":
+			f.InStream = v == "true"
+			if !f.InStream && v != "false" {
+				err = errors.New("in_stream is not a boolean")
+			}
 		case "error":
 			if v != "null" {
 				f.RawError = new(wireError)
@@ -232,6 +238,10 @@ func parseFast(s string, k *keeper) (f inFrame, ok bool) {
 		f.Message = c.message(k)
 		c.lit(`,"cursor":`)
 		f.Cursor = c.int()
+		if strings.HasPrefix(s[min(c.i, len(s)):], `,"in_stream":true`) {
+			c.i += len(`,"in_stream":true`)
+			f.InStream = true
+		}
 		c.lit(`}`)
 	default:
 		return inFrame{}, false

@@ -133,6 +133,12 @@ func (m *Metrics) Gauge(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
+// CounterFunc registers a counter whose value f reports at each scrape,
+// for counts another component keeps; as Gauge.
+func (m *Metrics) CounterFunc(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
 func (m *Metrics) app(id string) *appMetrics {
 	if a, ok := m.apps.Load(id); ok {
 		return a.(*appMetrics)

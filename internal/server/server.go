@@ -187,6 +187,7 @@ func New(cfg Config) (*Server, error) {
 	s.api.Handle("GET /v1/ws", s.ws)
 	s.metrics.Gauge("switchboard_ws_connections", "Open WebSocket sessions on this node.", func() float64 { return float64(s.ws.Connections()) })
 	s.metrics.Gauge("switchboard_ws_idle_connections", "Open WebSocket sessions on this node parked with the poller: idle, without a goroutine.", func() float64 { return float64(s.ws.IdleConnections()) })
+	s.metrics.CounterFunc("switchboard_ws_acks_in_stream_total", "Acks of sends written in the place of their message's update (merge_acks), each a frame not written.", func() float64 { return float64(s.ws.AcksInStream()) })
 	s.metrics.WatchStates(s.appStates)
 	s.api.Handle("GET /metrics", s.metrics.Handler(s.log))
 	webui.Mount(s.api)

@@ -91,6 +91,13 @@ type conn struct {
 	// operations waiting their turn.
 	serial map[string][]op
 
+	// mergeAcks is the session's choice (?merge_acks=true) that the ack of
+	// a send on this socket stand in for the update of the message it
+	// stores, in that update's place in the stream, which then is not sent
+	// on its own. merging holds the batches of sends being stored.
+	mergeAcks bool
+	merging   []*sendBatch
+
 	// The stream.
 	last     int64   // cursor of the last update queued
 	seen     int64   // highest cursor the bus has shown
@@ -112,19 +119,20 @@ type conn struct {
 	pingTimer *time.Timer
 }
 
-func newConn(s *Server, wc *websocket.Conn, sk *sock, cork *corker, user chat.Address, after int64) *conn {
+func newConn(s *Server, wc *websocket.Conn, sk *sock, cork *corker, user chat.Address, after int64, mergeAcks bool) *conn {
 	c := &conn{
-		srv:     s,
-		ws:      wc,
-		sock:    sk,
-		cork:    cork,
-		user:    user,
-		done:    make(chan struct{}),
-		room:    make(chan struct{}, 1),
-		sem:     make(chan struct{}, s.cfg.MaxInFlight),
-		last:    after,
-		seen:    after,
-		written: after,
+		mergeAcks: mergeAcks,
+		srv:       s,
+		ws:        wc,
+		sock:      sk,
+		cork:      cork,
+		user:      user,
+		done:      make(chan struct{}),
+		room:      make(chan struct{}, 1),
+		sem:       make(chan struct{}, s.cfg.MaxInFlight),
+		last:      after,
+		seen:      after,
+		written:   after,
 	}
 	sk.onWake = c.resume
 	return c
@@ -343,6 +351,35 @@ type op struct {
 // Service carries.
 const maxSendBatch = 64
 
+// sendBatch is a batch of sends being stored, while its acks may stand in
+// for updates (mergeAcks). merged[i] is set once ops[i]'s ack is queued in
+// its update's place; next is where the next update likely matches, as
+// updates come in send order.
+type sendBatch struct {
+	conv   string
+	ops    []op
+	merged []bool
+	next   int
+}
+
+// mergeInto returns the ref of the send in c.merging that stored m, and
+// marks its ack as queued, if one did. c.mu is held.
+func (c *conn) mergeInto(m *chat.Message) (string, bool) {
+	for _, b := range c.merging {
+		if b.conv != m.ConversationID {
+			continue
+		}
+		for k := range b.ops {
+			i := (b.next + k) % len(b.ops)
+			if !b.merged[i] && b.ops[i].send.ClientID == m.ClientID {
+				b.merged[i], b.next = true, i+1
+				return b.ops[i].ref, true
+			}
+		}
+	}
+	return "", false
+}
+
 // startOp runs an operation on a goroutine, at most MaxInFlight at once
 // per socket (counting those waiting their turn): past that, the reading
 // goroutine waits here, and the client's frames wait in TCP buffers.
@@ -440,15 +477,38 @@ func (c *conn) runSends(ctx context.Context, batch []op) {
 	for i, o := range batch {
 		reqs[i] = *o.send
 	}
+	// The bus may hand this session the updates of the messages before
+	// SendBatch returns; with mergeAcks their acks then go in their place.
+	var sb *sendBatch
+	if c.mergeAcks {
+		sb = &sendBatch{conv: reqs[0].ConversationID, ops: batch, merged: make([]bool, len(batch))}
+		c.mu.Lock()
+		c.merging = append(c.merging, sb)
+		c.mu.Unlock()
+	}
 	results := c.srv.svc.SendBatch(ctx, c.user, reqs)
-	frames := make([]frame, len(batch))
+	if sb != nil {
+		c.mu.Lock()
+		for i, b := range c.merging {
+			if b == sb {
+				c.merging = append(c.merging[:i], c.merging[i+1:]...)
+				break
+			}
+		}
+		if len(c.merging) == 0 {
+			c.merging = nil
+		}
+		c.mu.Unlock()
+	}
+	frames := make([]frame, 0, len(batch))
 	for i := range results {
 		r := &results[i]
-		if r.Err != nil {
-			frames[i] = frame{b: c.errorFrame(batch[i].ref, r.Err)}
-			continue
+		switch {
+		case r.Err != nil:
+			frames = append(frames, frame{b: c.errorFrame(batch[i].ref, r.Err)})
+		case sb == nil || !sb.merged[i]:
+			frames = append(frames, frame{b: messageJSON(&r.Sent.Message, r.Sent.MessageJSON), kind: ackOf, ref: batch[i].ref, cursor: r.Sent.Cursor})
 		}
-		frames[i] = frame{b: messageJSON(&r.Sent.Message, r.Sent.MessageJSON), kind: ackOf, ref: batch[i].ref, cursor: r.Sent.Cursor}
 	}
 	c.mu.Lock()
 	for _, f := range frames {
@@ -577,7 +637,7 @@ func (c *conn) writeLoop() {
 				break
 			}
 			c.cork.Gather(&it.frame)
-			if it.kind != ackOf && it.cursor > 0 {
+			if it.kind != ackOf && it.cursor > 0 { // an update, or an ack in its place
 				cursor = it.cursor
 			}
 		}
@@ -703,6 +763,12 @@ func (c *conn) onEvent(e bus.Event) {
 		return
 	}
 	if !c.filling && u.cursor == c.last+1 {
+		if m := e.Update.Message; len(c.merging) > 0 && u.kind == updateOf && m.Sender == c.user {
+			if ref, ok := c.mergeInto(m); ok {
+				u.kind, u.ref = ackUpdateOf, ref
+				c.srv.merged.Add(1)
+			}
+		}
 		c.sendUpdate(u)
 		c.drainAhead()
 		if len(c.ahead) == 0 && c.gapTimer != nil {

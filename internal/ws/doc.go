@@ -27,6 +27,14 @@
 // read is answered by an ack or an error frame with its ref; a repeated
 // client_id is acked with the first result.
 //
+// A session opened with merge_acks=true gets the ack of a send that stored
+// a message in the place of that message's update, marked in_stream, and
+// no update of its own: the batch being stored is listed in conn.merging,
+// and when the bus hands the session the update of one of its messages
+// while it is due next in the stream, the update's frame becomes the ack.
+// Updates that arrive out of order, or once SendBatch has returned (a bus
+// that delivers later), go as updates, and their sends get plain acks.
+//
 // # Limits and close codes
 //
 //   - A frame larger than Config.MaxFrameBytes (64 KiB) closes the socket

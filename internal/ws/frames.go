@@ -194,9 +194,10 @@ type frame struct {
 type frameKind uint8
 
 const (
-	encoded  frameKind = iota // b is the frame
-	updateOf                  // b is a message; the frame its update
-	ackOf                     // b is a message; the frame the ack of its send
+	encoded     frameKind = iota // b is the frame
+	updateOf                     // b is a message; the frame its update
+	ackOf                        // b is a message; the frame the ack of its send
+	ackUpdateOf                  // the ack, standing in for the update (mergeAcks)
 )
 
 // The fixed parts of the frames rendered from a message's JSON.
@@ -208,6 +209,8 @@ var (
 	ackMid  = []byte(`,"message":`)
 	ackCur  = []byte(`,"cursor":`)
 	ackTail = []byte("}")
+	// An ack that stands in for its message's update says so.
+	ackInStreamTail = []byte(`,"in_stream":true}`)
 )
 
 // messageFrame is the update frame of u, kept unrendered when it is a
@@ -244,7 +247,11 @@ func (f *frame) appendTo(dst []byte) []byte {
 	}
 	var qb [64]byte // most refs fit; a longer one grows onto the heap
 	ref := wirejson.AppendString(qb[:0], f.ref)
-	return wsframe.AppendText(dst, ackHead, ref, ackMid, f.b, ackCur, cur, ackTail)
+	tail := ackTail
+	if f.kind == ackUpdateOf {
+		tail = ackInStreamTail
+	}
+	return wsframe.AppendText(dst, ackHead, ref, ackMid, f.b, ackCur, cur, tail)
 }
 
 // encodeUpdate encodes the update frame of u; mj is u.Message's JSON, or

@@ -154,6 +154,7 @@ type frame struct {
 	Error          *chat.Error     `json:"error"`
 	ConversationID string          `json:"conversation_id"`
 	From           string          `json:"from"`
+	InStream       bool            `json:"in_stream"`
 	Raw            json.RawMessage `json:"-"`
 }
 
@@ -174,9 +175,14 @@ func (e *env) dial(tok string, after int64) *client {
 }
 
 func (e *env) tryDial(tok string, after int64) (*client, error) {
+	return e.tryDialQuery(tok, fmt.Sprintf("after=%d", after))
+}
+
+// tryDialQuery dials with the query string query.
+func (e *env) tryDialQuery(tok, query string) (*client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, fmt.Sprintf("%s?after=%d", e.url, after), &websocket.DialOptions{
+	c, _, err := websocket.Dial(ctx, e.url+"?"+query, &websocket.DialOptions{
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}},
 	})
 	if err != nil {

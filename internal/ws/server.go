@@ -121,6 +121,7 @@ type Server struct {
 	wg sync.WaitGroup // one count per session, and per ServeHTTP in progress
 
 	parked atomic.Int64 // sessions whose socket the poller holds: no goroutine
+	merged atomic.Int64 // acks written in the place of updates (merge_acks)
 
 	mu      sync.Mutex // guards the 2 following fields
 	conns   map[*conn]struct{}
@@ -154,6 +155,10 @@ func (s *Server) Connections() int {
 // IdleConnections returns the number of open sessions that are idle with no
 // goroutine of their own: their socket waits in the poller.
 func (s *Server) IdleConnections() int { return int(s.parked.Load()) }
+
+// AcksInStream returns how many acks stood in for their message's update
+// (merge_acks): each one a frame that was not written.
+func (s *Server) AcksInStream() int64 { return s.merged.Load() }
 
 // ServeHTTP authenticates the request, upgrades it and starts the session.
 // Errors before the upgrade answer in the API's JSON error shape.
@@ -194,6 +199,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	mergeAcks := false
+	if v := r.URL.Query().Get("merge_acks"); v != "" {
+		if mergeAcks, err = strconv.ParseBool(v); err != nil {
+			writeError(w, chat.Errorf(chat.InvalidArgument, "merge_acks must be true or false"))
+			return
+		}
+	}
+
 	// The app's connection limit and freeze (package admission).
 	release, err := s.svc.Connect(r.Context(), user)
 	if err != nil {
@@ -209,7 +222,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wc.SetReadLimit(s.cfg.MaxFrameBytes)
-	c := newConn(s, wc, hw.sock, hw.cork, user, after)
+	c := newConn(s, wc, hw.sock, hw.cork, user, after, mergeAcks)
 	c.reqID = httpapi.RequestID(r.Context())
 	c.release = release
 

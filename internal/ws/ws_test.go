@@ -70,6 +70,7 @@ func TestAuth(t *testing.T) {
 		{"not bearer", base, http.Header{"Authorization": {"Basic " + tok}}, 401, chat.Unauthenticated},
 		{"bad after", base + "?after=-1", http.Header{"Authorization": {"Bearer " + tok}}, 400, chat.InvalidArgument},
 		{"after not a number", base + "?after=x&token=" + tok, http.Header{}, 400, chat.InvalidArgument},
+		{"merge_acks not a boolean", base + "?merge_acks=maybe&token=" + tok, http.Header{}, 400, chat.InvalidArgument},
 	} {
 		status, body := get(tc.url, tc.header)
 		var ans struct{ Error chat.Error }
