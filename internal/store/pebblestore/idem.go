@@ -190,9 +190,14 @@ func (w *writer) dropFlushed() {
 
 // sstIdem reads an idempotency record from the sstables alone: only from
 // those older than the records written since the store opened, when those
-// cannot hold key, whose hash is h (recent.go).
+// cannot hold key, whose hash is h, and from none when there are no older
+// records (recent.go).
 func (w *writer) sstIdem(key []byte, h uint64, fn func(v []byte) error) (found bool, err error) {
 	it, older := &w.sst, false
+	if w.recent.complete && !w.recent.mayHold(h) {
+		w.lookups.none++
+		return false, nil
+	}
 	if w.recent.known() && !w.recent.mayHold(h) {
 		it, older = &w.sstOld, true
 		w.lookups.old++

@@ -151,6 +151,10 @@ func Open(dir string, opts *Options) (*Store, error) {
 	w.keysOf = make(map[uint64][]string)
 	w.idem = newIdemIndex()
 	w.recent = newRecentIdem(recentSetSize, recentSets)
+	if w.recent.complete, err = noIdemRecords(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	}
 	w.flushed = flushed
 	w.moved = make(map[string]int64)
 	w.newMessages = make(map[string]int64)
