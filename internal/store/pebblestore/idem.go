@@ -194,11 +194,12 @@ func (w *writer) dropFlushed() {
 // records (recent.go).
 func (w *writer) sstIdem(key []byte, h uint64, fn func(v []byte) error) (found bool, err error) {
 	it, older := &w.sst, false
-	if w.recent.complete && !w.recent.mayHold(h) {
+	recent := w.recent.mayHold(h)
+	if !recent && w.recent.nowhere(h) {
 		w.lookups.none++
 		return false, nil
 	}
-	if w.recent.known() && !w.recent.mayHold(h) {
+	if w.recent.known() && !recent {
 		it, older = &w.sstOld, true
 		w.lookups.old++
 	} else {

@@ -34,6 +34,11 @@ func TestRepeatsAsRecentFiltersRotate(t *testing.T) {
 }
 
 func testRepeats(t *testing.T, collide bool, recent *recentIdem) {
+	testRepeatsWith(t, collide, recent, 0)
+}
+
+// testRepeatsWith is testRepeats; the store is reopened with openedLimit.
+func testRepeatsWith(t *testing.T, collide bool, recent *recentIdem, openedLimit int) {
 	dir := t.TempDir()
 	opts := testOptions(t)
 	opts.MemTableBytes = 256 << 10
@@ -141,7 +146,9 @@ func testRepeats(t *testing.T, collide bool, recent *recentIdem) {
 
 	// Reopened: the WAL's tail was flushed at open, and every id repeats,
 	// once new sends (in a flush of their own) have made the lookups of
-	// ids the filters do not hold read only the older sstables.
+	// ids the filters do not hold read only the older sstables; once the
+	// records held at open are in filters, new ids are looked up nowhere.
+	opts.openedLimit = openedLimit
 	s, err = Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -155,12 +162,34 @@ func testRepeats(t *testing.T, collide bool, recent *recentIdem) {
 	for id := range seqOf {
 		check(s, id)
 	}
-	var old int
-	s.submit(ctx, func(w *writer) error { old = w.lookups.old; return nil })
-	if before := len(seqOf) - 1; !collide && old < before { // less "after-reopen"
-		t.Fatalf("after the reopen, %d lookups of the older sstables only, for %d ids from before", old, before)
+	state := func() (l struct{ all, old, none int }, complete bool) {
+		s.submit(ctx, func(w *writer) error { l, complete = w.lookups, w.recent.complete; return nil })
+		return l, complete
+	}
+	l, complete := state()
+	if before := len(seqOf) - 1; !collide && l.old < before { // less "after-reopen"
+		t.Fatalf("after the reopen, %d lookups of the older sstables only, for %d ids from before", l.old, before)
+	}
+	if want := openedLimit == 0; complete != want {
+		t.Fatalf("after the reopen and %d sends, the filters hold every record: %v, want %v", len(seqOf), complete, want)
+	}
+	for i := range 100 {
+		check(s, fmt.Sprint("new", i))
+	}
+	after, _ := state()
+	if none := after.none - l.none; complete && none < 95 {
+		t.Fatalf("%d of 100 new ids looked up nowhere, with the records held at open in filters", none)
+	} else if !complete && none > 0 {
+		t.Fatalf("%d new ids looked up nowhere, with the records held at open not in filters", none)
 	}
 }
+
+// Past the budget, the records a store holds at open are not put in
+// filters: new ids are looked up in the sstables from before, and repeats
+// are still found.
+func TestTooManyRecordsForFilters(t *testing.T) { testRepeatsLimited(t, 100) }
+
+func testRepeatsLimited(t *testing.T, limit int) { testRepeatsWith(t, false, nil, limit) }
 
 // TestRecordsWithoutBoundAreRead: an idempotency record as older versions
 // wrote it (seq and cursor, no seqnum bound), in an sstable made since the

@@ -33,12 +33,15 @@ import (
 // (20 MiB): past that, the oldest goes once its batches are applied, and
 // the sstables holding its records are read again.
 //
-// A store that held no idempotency record when it opened (a new one) has
-// every record in the filters until the first filter goes (complete): a
-// key they rule out is then in no sstable at all, and is not looked up.
-// The older sstables would all be passed over anyway, but Pebble still
-// visits each level to pass them over, which cost 3% of the CPU of the
-// pairs benchmark. A store that opens with records pays that lookup.
+// The records a store holds when it opens go, in the background, into
+// filters of their own (scanOpened), unless there are more than the
+// recent ones' budget. Once they are in (at once in a new store), and
+// until the first recent filter goes, the filters hold every record in the
+// store (complete): a key they all rule out is in no sstable, and is not
+// looked up. Pebble would still visit each level to pass over the
+// sstables: in the pairs benchmark that cost 3% of the CPU on a new store,
+// and 2 µs a message, 11% of the server's CPU, once it had been restarted
+// with 1.4 million records (docs/benchmarks.md).
 
 // The property in which an sstable notes the lowest seqnum bound of its
 // idempotency records, in decimal; empty when it holds none. An sstable
@@ -109,9 +112,12 @@ type recentIdem struct {
 	// floor is the last seqnum applied, a lower bound of the seqnum of
 	// any record written now (0 until a batch is applied).
 	floor uint64
-	// complete is set while the filters hold every record in the store:
-	// it held none when it opened, and no filter has gone since.
-	complete bool
+	// opened holds the records the store held when it opened, once
+	// scanOpened has read them all. complete is set while the filters
+	// hold every record in the store: opened is in (or the store held
+	// none), and no filter of sets has gone since (dropped).
+	opened            []*bloomSet
+	complete, dropped bool
 }
 
 // known reports whether covered is known: whether a batch was applied.
@@ -139,9 +145,8 @@ func (r *recentIdem) add(h, gen uint64) {
 	// A new filter starts only with a new batch, so that each batch's
 	// records are in one filter.
 	if s == nil || (s.n >= r.setSize && gen != s.lastGen) {
-		// 10 bits a record, in 512-bit blocks.
-		blocks := (r.setSize*10 + 511) / 512
-		s = &bloomSet{bits: make([]uint64, blocks*8), firstGen: gen}
+		s = newBloomSet(r.setSize)
+		s.firstGen = gen
 		r.sets = append(r.sets, s)
 	}
 	s.add(h)
@@ -149,15 +154,36 @@ func (r *recentIdem) add(h, gen uint64) {
 	s.lastGen = gen
 }
 
+// newBloomSet makes a filter for n records: 10 bits a record, in 512-bit
+// blocks.
+func newBloomSet(n int) *bloomSet {
+	blocks := (n*10 + 511) / 512
+	return &bloomSet{bits: make([]uint64, blocks*8)}
+}
+
 // mayHold reports whether a record of hash h may have been written since
 // the store opened (or since the oldest filter kept).
-func (r *recentIdem) mayHold(h uint64) bool {
-	for _, s := range r.sets {
+func (r *recentIdem) mayHold(h uint64) bool { return anyHas(r.sets, h) }
+
+// nowhere reports whether no record of hash h can be in the store, given
+// that mayHold(h) is false.
+func (r *recentIdem) nowhere(h uint64) bool { return r.complete && !anyHas(r.opened, h) }
+
+func anyHas(sets []*bloomSet, h uint64) bool {
+	for _, s := range sets {
 		if s.has(h) {
 			return true
 		}
 	}
 	return false
+}
+
+// setOpened takes the filters of the records the store held when it
+// opened (scanOpened). The filters hold every record from then on, unless
+// one of sets went meanwhile.
+func (r *recentIdem) setOpened(opened []*bloomSet) {
+	r.opened = opened
+	r.complete = !r.dropped
 }
 
 // applied notes that batch a is applied, and drops the oldest filters past
@@ -182,7 +208,7 @@ func (r *recentIdem) applied(a appliedBatch) {
 		// Every record above the dropped filter's highest seqnum is in
 		// the filters left: batches take seqnums in order.
 		r.covered = max(r.covered, r.sets[0].maxSeq)
-		r.complete = false
+		r.complete, r.dropped = false, true
 		r.sets[0] = nil
 		r.sets = r.sets[1:]
 	}
@@ -226,15 +252,35 @@ var idemCollectors = []func() pebble.TablePropertyCollector{
 	func() pebble.TablePropertyCollector { return &idemSeqCollector{} },
 }
 
-// noIdemRecords reports whether db holds no idempotency record.
-func noIdemRecords(db *pebble.DB) (bool, error) {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pIdem}, UpperBound: []byte{pIdem + 1}})
+// scanOpened makes filters of the idempotency records in snap, by their
+// hash, setSize records a filter, and reports how many it read. It gives
+// up (nil) past limit records, or when quit closes.
+func scanOpened(snap *pebble.Snapshot, hash func([]byte) uint64, setSize, limit int, quit <-chan struct{}) ([]*bloomSet, int, error) {
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{pIdem}, UpperBound: []byte{pIdem + 1}})
 	if err != nil {
-		return false, err
+		return nil, 0, err
 	}
-	any := it.First()
-	if err := it.Close(); err != nil {
-		return false, err
+	defer it.Close()
+	var sets []*bloomSet
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if n >= limit {
+			return nil, n, nil
+		}
+		if n%(1<<16) == 0 {
+			select {
+			case <-quit:
+				return nil, n, nil
+			default:
+			}
+		}
+		if n%setSize == 0 {
+			sets = append(sets, newBloomSet(setSize))
+		}
+		s := sets[len(sets)-1]
+		s.add(hash(it.Key()))
+		s.n++
+		n++
 	}
-	return !any, nil
+	return sets, n, it.Error()
 }

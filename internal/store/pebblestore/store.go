@@ -38,6 +38,10 @@ type Options struct {
 	// CacheEntries bounds the writer's cache of conversations and of
 	// stream cursors (each). Zero: 100,000.
 	CacheEntries int
+
+	// openedLimit bounds the records put in filters at open (recent.go).
+	// Zero: as many as the filters of recent records hold.
+	openedLimit int
 }
 
 // Store is a store.Store in a Pebble database. It is safe for concurrent
@@ -50,6 +54,9 @@ type Store struct {
 	quit, stopped chan struct{}
 
 	gate *durableGate
+	// bg counts the goroutine that reads the idempotency records held at
+	// open into filters (scanOpened); Close waits for it.
+	bg sync.WaitGroup
 
 	mu     sync.RWMutex // guards closed; read locked by every read of db
 	closed bool
@@ -151,15 +158,41 @@ func Open(dir string, opts *Options) (*Store, error) {
 	w.keysOf = make(map[uint64][]string)
 	w.idem = newIdemIndex()
 	w.recent = newRecentIdem(recentSetSize, recentSets)
-	if w.recent.complete, err = noIdemRecords(db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	if o.openedLimit == 0 {
+		o.openedLimit = recentSetSize * recentSets
 	}
+	w.openedc = s.scanOpened(w.idem.hash, o.openedLimit, o.Logger)
 	w.flushed = flushed
 	w.moved = make(map[string]int64)
 	w.newMessages = make(map[string]int64)
 	go s.run(w)
 	return s, nil
+}
+
+// scanOpened puts the idempotency records the store holds now into
+// filters, on a goroutine of its own, and sends them to the writer, which
+// takes them between batches: nil when there were too many.
+func (s *Store) scanOpened(hash func([]byte) uint64, limit int, log *slog.Logger) <-chan []*bloomSet {
+	c := make(chan []*bloomSet, 1)
+	snap := s.db.NewSnapshot()
+	s.bg.Go(func() {
+		defer snap.Close()
+		start := time.Now()
+		sets, n, err := scanOpened(snap, hash, recentSetSize, limit, s.quit)
+		switch {
+		case err != nil:
+			log.Warn("pebblestore: reading the idempotency records into filters failed; new ids are looked up in the sstables", "err", err)
+		case sets == nil && n >= limit:
+			log.Info("pebblestore: too many idempotency records for filters; new ids are looked up in the sstables", "records", n)
+		case sets == nil && n > 0: // closed meanwhile
+		case n > 0:
+			log.Info("pebblestore: the idempotency records are in filters", "records", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+		if err == nil && (sets != nil || n == 0) {
+			c <- sets
+		}
+	})
+	return c
 }
 
 // pebbleLogger sends Pebble's messages to slog.
@@ -188,6 +221,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.quit)
 	<-s.stopped
+	s.bg.Wait()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebblestore: close: %w", err)
 	}

@@ -105,6 +105,7 @@ type writer struct {
 	// only those older than recent covers (recent.go).
 	sst, sstOld *pebble.Iterator
 	recent      *recentIdem
+	openedc     <-chan []*bloomSet // scanOpened's filters, until taken
 	lookups     struct{ all, old, none int } // idempotency lookups of each kind, for tests
 	// applied is the number of the last batch applied to the DB.
 	applied uint64
@@ -291,6 +292,14 @@ func (s *Store) run(w *writer) {
 		}
 		w.forgetApplied(appliedq)
 		w.dropFlushed()
+		if w.openedc != nil {
+			select {
+			case sets := <-w.openedc:
+				w.recent.setOpened(sets)
+				w.openedc = nil
+			default:
+			}
+		}
 		w.gen++
 		batch := make([]*request, 0, 16)
 		if w.applyOne(first) {
