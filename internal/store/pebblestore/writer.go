@@ -105,7 +105,7 @@ type writer struct {
 	// only those older than recent covers (recent.go).
 	sst, sstOld *pebble.Iterator
 	recent      *recentIdem
-	openedc     <-chan []*bloomSet // scanOpened's filters, until taken
+	openedc     <-chan []*bloomSet           // scanOpened's filters, until taken
 	lookups     struct{ all, old, none int } // idempotency lookups of each kind, for tests
 	// applied is the number of the last batch applied to the DB.
 	applied uint64
