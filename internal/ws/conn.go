@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"sort"
 	"strconv"
@@ -72,7 +71,9 @@ type conn struct {
 	// release gives back the app's connection slot (Service.Connect).
 	release func()
 
-	// Used by the reading goroutine only.
+	// Used by the reading goroutine only. fr is nil while the session is
+	// parked.
+	fr           *frameReader
 	typingBucket bucket
 	badBucket    bucket
 
@@ -86,6 +87,11 @@ type conn struct {
 	// the server itself was not reading it.
 	paused bool
 	pauses uint64
+	// pongWait is closed by the reading goroutine at the next pong, for
+	// the keepalive waiting for it. closeSent is set once a close frame
+	// is written.
+	pongWait  chan struct{}
+	closeSent bool
 
 	// serial holds, per conversation with an operation running, the
 	// operations waiting their turn.
@@ -202,8 +208,9 @@ func (c *conn) startBG(f func()) {
 	}()
 }
 
-// readBufs holds the buffers frames are read into: a session takes one
-// only once a frame has begun to arrive, so an idle one holds none.
+// readBufs holds the buffers messages are read into: a session takes one
+// only once a data frame has begun to arrive (frameReader), so an idle one
+// holds none.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
 // maxPooledRead keeps a rare large frame's buffer out of the pool.
@@ -212,69 +219,102 @@ const maxPooledRead = 64 << 10
 // readLoop reads and handles frames. It returns true when it parked the
 // idle socket, false when the socket ended.
 func (c *conn) readLoop() (parked bool) {
+	var ctl [125]byte
+	if c.fr == nil {
+		c.fr = getFrameReader(c.sock, c.srv.cfg.MaxFrameBytes)
+	}
 	for {
-		// The library stands between messages here: when no byte comes
-		// (within idleGrace after a message, at once otherwise), the
-		// socket's Read says so (errIdle) instead of waiting on.
-		c.sock.idleOK.Store(true)
-		typ, r, err := c.ws.Reader(context.Background())
-		c.sock.idleOK.Store(false)
-		if err == nil {
-			c.sock.quick.Store(false) // a message: more may follow soon
-		} else if errors.Is(err, errIdle) {
+		// Between messages, when no byte comes (within idleGrace after a
+		// message, at once otherwise), the socket's Read says so (errIdle)
+		// instead of waiting on.
+		op, data, p, err := c.fr.next(&ctl)
+		switch {
+		case errors.Is(err, errIdle):
 			c.srv.parked.Add(1)
+			// Given back before the socket is parked: once it is, a new
+			// reading goroutine may start at once.
+			c.fr.put()
+			c.fr = nil
 			if c.sock.park() {
 				return true
 			}
+			c.fr = getFrameReader(c.sock, c.srv.cfg.MaxFrameBytes)
 			c.srv.parked.Add(-1)
 			continue
-		}
-		var data []byte
-		var bp *[]byte
-		if err == nil {
-			bp = readBufs.Get().(*[]byte)
-			data, err = readAll(r, (*bp)[:0])
-		}
-		if err != nil {
-			if s := websocket.CloseStatus(err); s == -1 {
-				c.srv.log.Debug("ws: read", "user", c.user, "request_id", c.reqID, "err", err)
-			}
+		case err != nil:
+			c.fr.put()
+			c.fr = nil
+			c.readFailed(err)
 			return false
 		}
-		c.handle(typ, data) // keeps nothing of data
-		if cap(data) <= maxPooledRead {
-			*bp = data[:0]
-			readBufs.Put(bp)
+		switch op {
+		case opPing:
+			c.control(opPong, p)
+		case opPong:
+			c.mu.Lock()
+			if c.pongWait != nil {
+				close(c.pongWait)
+				c.pongWait = nil
+			}
+			c.mu.Unlock()
+		default:
+			c.sock.quick.Store(false) // a message: more may follow soon
+			c.handle(op, data)        // keeps nothing of data
+			c.fr.release()
 		}
 	}
 }
 
-// readAll appends what r holds to buf, grown as needed.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+// readFailed ends the reading on err: it answers the peer's close, or
+// closes with the code a bad frame calls for.
+func (c *conn) readFailed(err error) {
+	var cf *closeFrame
+	switch {
+	case errors.As(err, &cf):
+		// Echo the code, as the closing handshake asks (5.5.1), unless
+		// the server began it.
+		code := cf.code
+		if code == 0 {
+			code = websocket.StatusNoStatusRcvd
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
+		c.sendClose(code, "")
+	case errors.Is(err, errTooBig):
+		c.sendClose(websocket.StatusMessageTooBig, fmt.Sprintf("a frame may hold at most %d bytes", c.srv.cfg.MaxFrameBytes))
+	case errors.Is(err, errProtocol):
+		c.sendClose(websocket.StatusProtocolError, "protocol error")
+	default:
+		c.srv.log.Debug("ws: read", "user", c.user, "request_id", c.reqID, "err", err)
+	}
+}
+
+// control writes a control frame (a pong, a close) at once, or with the
+// batch being written.
+func (c *conn) control(op byte, p []byte) error {
+	var b [2 + 125]byte
+	_, err := c.cork.Write(appendControl(b[:0], op, p))
+	return err
+}
+
+// sendClose writes a close frame, once per session.
+func (c *conn) sendClose(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	sent := c.closeSent
+	c.closeSent = true
+	c.mu.Unlock()
+	if !sent {
+		c.control(opClose, closePayload(code, reason))
 	}
 }
 
 // handle answers one client frame.
-func (c *conn) handle(typ websocket.MessageType, data []byte) {
+func (c *conn) handle(opcode byte, data []byte) {
 	c.mu.Lock()
 	closing := c.closing
 	c.mu.Unlock()
 	if closing {
 		return
 	}
-	if typ != websocket.MessageText {
+	if opcode != opText {
 		c.bad("", "binary frames are not accepted; send JSON text frames")
 		return
 	}
@@ -672,10 +712,17 @@ func (c *conn) writeLoop() {
 			if req.withCursor {
 				reason += strconv.FormatInt(written, 10)
 			}
-			// The close handshake reads the peer's close on this
-			// goroutine: reads must wait for it, not report idle.
+			// The reading goroutine reads the peer's close, which ends the
+			// session: reads must wait for it, not report idle. A peer
+			// that does not answer is cut off after closeWait.
 			c.sock.noIdle.Store(true)
-			c.ws.Close(req.code, reason)
+			c.sendClose(req.code, reason)
+			c.mu.Lock()
+			if !c.dead && c.forceTimer == nil {
+				c.forceTimer = time.AfterFunc(closeWait, func() { c.sock.Close() })
+			}
+			c.mu.Unlock()
+			c.sock.wake() // a parked session reads again, and waits
 			return
 		}
 	}
@@ -701,11 +748,8 @@ func (c *conn) keepalive() {
 	c.mu.Unlock()
 	defer c.bg.Done()
 
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.PongTimeout)
-	err := c.ws.Ping(ctx)
-	timedOut := ctx.Err() != nil
-	cancel()
-	if err != nil && timedOut {
+	err := c.ping()
+	if errors.Is(err, errNoPong) {
 		c.mu.Lock()
 		excused := wasPaused || c.paused || c.pauses != pauses
 		c.mu.Unlock()
@@ -724,6 +768,36 @@ func (c *conn) keepalive() {
 		c.pingTimer.Reset(c.srv.cfg.PingInterval)
 	}
 	c.mu.Unlock()
+}
+
+// closeWait is how long the server waits for the peer to answer its close
+// frame before it cuts the socket (the library's Close waited as long).
+const closeWait = 5 * time.Second
+
+var errNoPong = errors.New("ws: no pong in time")
+
+// ping writes a ping and waits for the next pong, up to PongTimeout.
+func (c *conn) ping() error {
+	wait := make(chan struct{})
+	c.mu.Lock()
+	c.pongWait = wait
+	c.mu.Unlock()
+	if err := c.control(opPing, nil); err != nil {
+		return err
+	}
+	t := time.NewTimer(c.srv.cfg.PongTimeout)
+	defer t.Stop()
+	select {
+	case <-wait:
+		return nil
+	case <-t.C:
+		c.mu.Lock()
+		if c.pongWait == wait {
+			c.pongWait = nil
+		}
+		c.mu.Unlock()
+		return errNoPong
+	}
 }
 
 // shutdown lets the operations in progress finish and be answered, then

@@ -62,6 +62,15 @@
 //   - Shutdown closes with 1001 (going away) after the sends already taken
 //     in are answered.
 //
+// # Frames
+//
+// The WebSocket library (github.com/coder/websocket) upgrades the
+// connection and, at the end, closes it. In between the session reads and
+// writes its frames itself (frameReader, corker): it answers pings, waits
+// for the pongs of its keepalive pings, and does the close handshake,
+// echoing a client's close, or sending its own and waiting up to
+// closeWait for the answer.
+//
 // # Memory
 //
 // An idle session costs no goroutine and no buffer, only its state (about

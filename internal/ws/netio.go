@@ -16,15 +16,14 @@ import (
 )
 
 // Buffer sizes of a session's socket. On a socket the poller can watch
-// (see sock), the library's read buffer is bufio's minimum: bytes are read
+// (see sock), the read buffers (the library's, used only until the session
+// starts, and the session's frameReader) are bufio's minimum: bytes are read
 // into a pooled chunk that the session holds only while some of it is
 // unread, so an idle session holds none. Elsewhere the read buffer is small
 // and lives as long as the session; a frame larger than it is read straight
 // into the frame's own buffer. The write buffer is bufio's minimum too:
 // every write of a burst goes into a pooled batch buffer (see corker) and
-// reaches the socket in one system call, and the control frames the library
-// writes on its own are small (a pong or close larger than it goes out in
-// two writes).
+// reaches the socket in one system call, and control frames are small.
 const (
 	minBufSize   = 16
 	readBufSize  = 1 << 10
@@ -79,15 +78,16 @@ func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // errIdle is what a sock's Read returns instead of waiting longer, when the
 // session's reading goroutine is between messages and no byte came (see
-// sock): the library's Reader returns it without touching its state (it
-// comes before the first byte of a frame header), and the session hands the
-// socket to the poller and lets its goroutine end.
+// sock): the session's frameReader returns it without touching its state
+// (it comes before the first byte of a frame header), and the session hands
+// the socket to the poller and lets its goroutine end.
 var errIdle = errors.New("ws: no bytes to read")
 
-// sock is the hijacked connection as the WebSocket library and the corker
-// see it. Its reads go through a chunk from a pool, held only while part of
-// it is unread, and it follows the frames it hands out (frameTracker), so
-// that it knows when the library stands before a frame header. There, when
+// sock is the hijacked connection as the session's frameReader and the
+// corker see it. Its reads go through a chunk from a pool, held only while
+// part of it is unread, and it follows the frames it hands out
+// (frameTracker), so that it knows when its reader stands before a frame
+// header, whatever its buffer read ahead. There, when
 // the session allows it (idleOK) and no byte comes within idleGrace (or at
 // once, while quick), Read returns errIdle instead of waiting on: the
 // session then parks the socket (park), and the poller calls onWake, which
@@ -103,15 +103,14 @@ type sock struct {
 	p      *poller
 	prefix []byte // bytes read with the handshake, handed out first
 
-	// Used by one reader at a time (the library's read lock).
+	// Used by one reader at a time: the session's reading goroutine.
 	chunk *[]byte // pooled; (*chunk)[off:] is unread
 	off   int
 	fr    frameTracker
 
 	// idleOK is set while the session's reading goroutine waits for a
-	// message. noIdle is set for good when the session starts closing (the
-	// library's close handshake then reads from another goroutine, and
-	// must wait for bytes) or cannot park.
+	// message. noIdle is set for good when the session starts closing (it
+	// then waits for the peer's close frame) or cannot park.
 	idleOK atomic.Bool
 	noIdle atomic.Bool
 	// quick is set while the session has read no message since it
@@ -172,7 +171,7 @@ func (s *sock) Read(p []byte) (int, error) {
 }
 
 // fill reads from the socket into p, or into a chunk it then copies from
-// when p is small. When the library is before a frame header and the
+// when p is small. When the reader is before a frame header and the
 // session may park, it waits for bytes only up to idleGrace, then returns
 // errIdle. It returns no bytes with an error.
 func (s *sock) fill(p []byte) (int, error) {
@@ -429,7 +428,7 @@ func (t *frameTracker) advance(b []byte) {
 			t.plen = t.plen<<8 | int64(c) // big-endian
 		}
 		if t.hn == t.hlen {
-			// A length past 2^63 is invalid; the library drops the
+			// A length past 2^63 is invalid; the reader drops the
 			// socket on it.
 			t.hn, t.hlen, t.payload = 0, 0, max(t.plen, 0)
 		}
@@ -448,9 +447,9 @@ func extLen(b byte) int8 {
 	return 0
 }
 
-// corker sits under the WebSocket library's bufio.Writer. Uncorked, it
-// writes straight to the socket (control frames the library sends on its
-// own: pongs, pings, close). Corked, it gathers everything in a pooled
+// corker sits under the session's writes. Uncorked, it writes straight to
+// the socket (control frames: pongs, pings, the close; and the library's
+// handshake answer). Corked, it gathers everything in a pooled
 // buffer, which Uncork writes with one system call: the session's writer
 // corks around each batch of queued frames.
 type corker struct {
@@ -489,9 +488,9 @@ func (c *corker) write(p []byte) (int, error) {
 // Gather adds f to the gathered batch as one unmasked text frame (RFC
 // 6455 section 5.2); the cork must be on. The session's writer frames its
 // queued updates and answers itself, rather than through the WebSocket
-// library, whose write path takes two channel-based locks per frame. The
-// library writes only control frames (pongs, pings, the close), each whole
-// in one Write, so frames never interleave.
+// library, whose write path takes two channel-based locks per frame.
+// Control frames are each written whole in one Write, so frames never
+// interleave.
 func (c *corker) Gather(f *frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

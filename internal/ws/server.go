@@ -221,7 +221,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("ws: upgrade failed", "err", err, "user", user, "request_id", httpapi.RequestID(r.Context()))
 		return
 	}
-	wc.SetReadLimit(s.cfg.MaxFrameBytes)
 	c := newConn(s, wc, hw.sock, hw.cork, user, after, mergeAcks)
 	c.reqID = httpapi.RequestID(r.Context())
 	c.release = release

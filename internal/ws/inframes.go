@@ -1,0 +1,242 @@
+package ws
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coder/websocket"
+)
+
+// The session reads its client's frames (RFC 6455 section 5.2) itself,
+// rather than through the WebSocket library, whose reader took a lock
+// built on a channel, a context and a reader object per message: 4% of the
+// pairs benchmark's CPU. It answers pings, notes pongs for the keepalive,
+// and answers the close handshake itself; the library only upgrades the
+// connection and, at the end, closes it.
+
+// Opcodes.
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xa
+)
+
+// errProtocol is a frame no client may send: the session closes with 1002.
+var errProtocol = errors.New("ws: protocol error")
+
+// errTooBig is a message over the frame limit: the session closes with 1009.
+var errTooBig = errors.New("ws: message too big")
+
+// closeFrame is the client's close frame; code 0 when it held none.
+type closeFrame struct {
+	code   websocket.StatusCode
+	reason string
+}
+
+func (c *closeFrame) Error() string {
+	return fmt.Sprintf("ws: closed by the peer: %d %q", c.code, c.reason)
+}
+
+// frameReader reads the messages of a client's frames. Its buffer is
+// bufio's minimum, which holds any header; payloads are read straight into
+// the caller's buffer (the socket itself buffers in a pooled chunk, see
+// sock), so an idle session holds only the 16 bytes.
+type frameReader struct {
+	r      *bufio.Reader
+	idleOK *atomic.Bool // the socket's: set while it may report idleness
+	limit  int64
+	// The data message being read, across control frames between its
+	// fragments: its opcode (0 when none), and its buffer, from readBufs
+	// until release.
+	op byte
+	bp *[]byte
+}
+
+// frameReaders keeps the readers of parked sessions, which hold nothing
+// then: a session parks only between messages, with nothing buffered.
+var frameReaders = sync.Pool{New: func() any { return &frameReader{r: bufio.NewReaderSize(nil, minBufSize)} }}
+
+func getFrameReader(s *sock, limit int64) *frameReader {
+	fr := frameReaders.Get().(*frameReader)
+	fr.r.Reset(s)
+	fr.idleOK, fr.limit = &s.idleOK, limit
+	return fr
+}
+
+// put gives fr back to the pool. It must hold no message.
+func (fr *frameReader) put() {
+	fr.release()
+	fr.r.Reset(nil)
+	*fr = frameReader{r: fr.r}
+	frameReaders.Put(fr)
+}
+
+// next reads frames until a whole data message, whose payload it returns
+// in data, valid until release, or a control frame, whose payload it
+// returns in ctl (a ping's, a pong's; a close frame is returned as a
+// *closeFrame error). Between messages it lets the socket report idleness
+// (errIdle, see sock).
+func (fr *frameReader) next(ctl *[125]byte) (op byte, data, payload []byte, err error) {
+	for {
+		// Only before a message's first frame: a parked session starts
+		// over with a new buffer.
+		fr.idleOK.Store(fr.op == 0)
+		fin, fop, n, key, err := fr.header()
+		fr.idleOK.Store(false)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if fop >= opClose {
+			if fop > opPong {
+				return 0, nil, nil, errProtocol // a reserved control opcode
+			}
+			p := ctl[:n]
+			if _, err := io.ReadFull(fr.r, p); err != nil {
+				return 0, nil, nil, unexpected(err)
+			}
+			unmask(p, key)
+			if fop == opClose {
+				return fop, nil, nil, parseClose(p)
+			}
+			return fop, nil, p, nil
+		}
+		switch {
+		case fop == opContinuation && fr.op == 0, fop != opContinuation && fr.op != 0:
+			return 0, nil, nil, errProtocol // a fragment out of place
+		case fop != opContinuation && fop != opText && fop != opBinary:
+			return 0, nil, nil, errProtocol // a reserved opcode
+		}
+		if fop != opContinuation {
+			fr.op = fop
+		}
+		if fr.bp == nil {
+			fr.bp = readBufs.Get().(*[]byte)
+		}
+		buf := *fr.bp
+		if room := fr.limit - int64(len(buf)); n > uint64(room) {
+			return 0, nil, nil, errTooBig
+		}
+		start := len(buf)
+		buf = append(buf, make([]byte, n)...)
+		*fr.bp = buf
+		if _, err := io.ReadFull(fr.r, buf[start:]); err != nil {
+			return 0, nil, nil, unexpected(err)
+		}
+		unmask(buf[start:], key)
+		if fin {
+			op, fr.op = fr.op, 0
+			return op, buf, nil, nil
+		}
+	}
+}
+
+// release gives the message's buffer back.
+func (fr *frameReader) release() {
+	if fr.bp == nil {
+		return
+	}
+	if cap(*fr.bp) <= maxPooledRead {
+		*fr.bp = (*fr.bp)[:0]
+		readBufs.Put(fr.bp)
+	}
+	fr.bp = nil
+}
+
+// header reads a frame header, which must be masked (5.3).
+func (fr *frameReader) header() (fin bool, op byte, n uint64, key [4]byte, err error) {
+	h, err := fr.r.Peek(2)
+	if err != nil {
+		if len(h) > 0 {
+			err = unexpected(err)
+		}
+		return false, 0, 0, key, err
+	}
+	fin, op = h[0]&0x80 != 0, h[0]&0x0f
+	if h[0]&0x70 != 0 || h[1]&0x80 == 0 {
+		return false, 0, 0, key, errProtocol // reserved bits (no extension is agreed), or an unmasked frame
+	}
+	n = uint64(h[1] & 0x7f)
+	size := 2 + 4
+	switch n {
+	case 126:
+		size += 2
+	case 127:
+		size += 8
+	}
+	if h, err = fr.r.Peek(size); err != nil {
+		return false, 0, 0, key, unexpected(err)
+	}
+	switch n {
+	case 126:
+		n = uint64(binary.BigEndian.Uint16(h[2:]))
+	case 127:
+		if n = binary.BigEndian.Uint64(h[2:]); n>>63 != 0 {
+			return false, 0, 0, key, errProtocol
+		}
+	}
+	copy(key[:], h[size-4:])
+	fr.r.Discard(size)
+	if op >= opClose && (!fin || n > 125) {
+		return false, 0, 0, key, errProtocol // control frames are whole and short (5.5)
+	}
+	return fin, op, n, key, nil
+}
+
+// parseClose reads a close frame's payload (5.5.1).
+func parseClose(p []byte) error {
+	switch {
+	case len(p) == 1:
+		return errProtocol
+	case len(p) == 0:
+		return &closeFrame{}
+	}
+	return &closeFrame{code: websocket.StatusCode(binary.BigEndian.Uint16(p)), reason: string(p[2:])}
+}
+
+// unmask XORs a frame's payload p with key repeated, eight bytes at a
+// time.
+func unmask(p []byte, key [4]byte) {
+	var k8 [8]byte
+	for i := range k8 {
+		k8[i] = key[i&3]
+	}
+	k := binary.LittleEndian.Uint64(k8[:])
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k)
+	}
+	for ; i < len(p); i++ {
+		p[i] ^= k8[i&7]
+	}
+}
+
+// unexpected reports a stream that ended inside a frame.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// appendControl appends an unmasked control frame.
+func appendControl(b []byte, op byte, p []byte) []byte {
+	return append(append(b, 0x80|op, byte(len(p))), p...)
+}
+
+// closePayload is a close frame's payload: the code, and the reason cut to
+// fit a control frame.
+func closePayload(code websocket.StatusCode, reason string) []byte {
+	p := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	return append(p, reason...)
+}
