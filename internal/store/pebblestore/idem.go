@@ -27,7 +27,10 @@ import (
 // pointers, which the garbage collector would scan: records are found by a
 // 64-bit hash of their key, and their keys wait, back to back, in one byte
 // arena, against which a hit is checked. Records leave in the order they
-// came (by batch, once flushed), so the arena is a queue. A record whose
+// came (by batch, once flushed), so the arena is a queue: of chunks of 1
+// MiB, which go back to a free list once their keys have all left, so
+// that the arena is neither grown nor copied as records come and go. A
+// record whose
 // hash another record holds goes to a map by its whole key instead, which
 // is almost always empty.
 
@@ -56,11 +59,17 @@ type idemIndex struct {
 	// order, until a flush covers them.
 	ofGen map[uint64]*idemBatch
 	kept  []*idemBatch
-	// arena holds the keys of the records in byHash in the order written;
-	// arena[0] is at offset base.
-	arena []byte
-	base  uint64
+	// arena holds the keys of the records in byHash in the order written,
+	// in chunks of arenaChunk bytes; a key does not straddle two. Offsets
+	// count from the arena's start ever: arena[0] starts at
+	// first*arenaChunk. free keeps chunks for reuse.
+	arena [][]byte
+	first uint64
+	free  [][]byte
 }
+
+// arenaChunk is the size of the arena's chunks; a longer key goes to byKey.
+const arenaChunk = 1 << 20
 
 // idemBatch is the idempotency records of batch gen, whose last write has
 // seqnum last once applied; its keys end before arena offset end.
@@ -88,24 +97,34 @@ func (x *idemIndex) add(key []byte, h uint64, r idemRec) {
 		b = &idemBatch{gen: r.gen}
 		x.ofGen[r.gen] = b
 	}
-	if _, taken := x.byHash[h]; taken {
+	if _, taken := x.byHash[h]; taken || len(key) > arenaChunk {
 		k := string(key)
 		x.byKey[k] = r
 		b.keys = append(b.keys, k)
 		return
 	}
-	r.at, r.n = x.base+uint64(len(x.arena)), len(key)
-	x.arena = append(x.arena, key...)
+	n := len(x.arena)
+	if n == 0 || len(x.arena[n-1])+len(key) > arenaChunk {
+		c := make([]byte, 0, arenaChunk)
+		if k := len(x.free); k > 0 {
+			c, x.free = x.free[k-1][:0], x.free[:k-1]
+		}
+		x.arena = append(x.arena, c)
+		n++
+	}
+	last := &x.arena[n-1]
+	r.at, r.n = (x.first+uint64(n-1))*arenaChunk+uint64(len(*last)), len(key)
+	*last = append(*last, key...)
 	x.byHash[h] = r
 	b.hashes = append(b.hashes, h)
-	b.end = x.base + uint64(len(x.arena))
+	b.end = r.at + uint64(r.n)
 }
 
 // get returns the indexed record of key, whose hash is h, if any.
 func (x *idemIndex) get(key []byte, h uint64) (idemRec, bool) {
 	if r, ok := x.byHash[h]; ok {
-		at := r.at - x.base
-		if bytes.Equal(x.arena[at:at+uint64(r.n)], key) {
+		c, at := x.arena[r.at/arenaChunk-x.first], r.at%arenaChunk
+		if bytes.Equal(c[at:at+uint64(r.n)], key) {
 			return r, true
 		}
 	}
@@ -153,15 +172,20 @@ func (x *idemIndex) dropFlushed(flushed uint64) {
 	}
 	// The keys of the dropped batches are at the arena's front, before
 	// the last one's end: a batch with a record in byHash has end set.
-	front := x.base
+	// The chunks before it go, but the one being filled.
+	var front uint64
 	for _, b := range x.kept[:n] {
 		front = max(front, b.end)
 	}
 	clear(x.kept[:n])
 	x.kept = append(x.kept[:0], x.kept[n:]...)
-	if dead := front - x.base; dead > 0 && dead >= uint64(len(x.arena))/2 {
-		x.arena = append(x.arena[:0:0], x.arena[dead:]...)
-		x.base = front
+	for len(x.arena) > 1 && front >= x.first*arenaChunk+uint64(len(x.arena[0])) {
+		if len(x.free) < 4 {
+			x.free = append(x.free, x.arena[0])
+		}
+		x.arena[0] = nil
+		x.arena = x.arena[1:]
+		x.first++
 	}
 }
 

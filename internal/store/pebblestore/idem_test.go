@@ -297,3 +297,44 @@ func TestRepeatOfUnappliedMessage(t *testing.T) {
 		}
 	}
 }
+
+// The index's keys fill chunks of the arena, which go once the records in
+// them are flushed: records are found across chunks before, and the arena
+// does not grow as records come and go.
+func TestIdemArenaChunks(t *testing.T) {
+	x := newIdemIndex()
+	key := func(i int) []byte { return fmt.Appendf(nil, "i%030d", i) }
+	const perBatch, batches = 1000, 200 // 32 bytes a key: about 6 MiB in all
+	var seq uint64
+	maxChunks := 0
+	for g := uint64(1); g <= batches; g++ {
+		for i := range perBatch {
+			k := key(int(g)*perBatch + i)
+			x.add(k, x.hash(k), idemRec{seq: int64(g), gen: g})
+		}
+		seq += perBatch
+		x.applied(g, seq)
+		// Everything up to 20 batches back is flushed.
+		if g > 20 {
+			x.dropFlushed(seq - 20*perBatch)
+		}
+		maxChunks = max(maxChunks, len(x.arena))
+		oldest := uint64(1)
+		if g > 20 {
+			oldest = g - 19
+		}
+		for _, at := range []uint64{g, oldest} {
+			k := key(int(at)*perBatch + perBatch - 1)
+			if r, ok := x.get(k, x.hash(k)); !ok || r.gen != at {
+				t.Fatalf("batch %d: the record of batch %d not found (%v, %+v)", g, at, ok, r)
+			}
+		}
+	}
+	k := key(1 * perBatch)
+	if _, ok := x.get(k, x.hash(k)); ok {
+		t.Fatal("a flushed record is still indexed")
+	}
+	if x.first == 0 || maxChunks > 3 {
+		t.Fatalf("first chunk %d, at most %d chunks: the arena did not drop chunks, or grew", x.first, maxChunks)
+	}
+}

@@ -98,7 +98,7 @@ type writer struct {
 	// batch order, for a repeat of one of them (repeat): a slice append
 	// per message, where a pending key costs a copy and two map writes.
 	unapplied []batchMessages
-	spareMsgs []chat.Message
+	spareMsgs [][]chat.Message // the slices of applied batches, for reuse
 	idem      *idemIndex
 	flushed   *flushWatch
 	// sst reads the sstables' idempotency records during a batch, sstOld
@@ -441,7 +441,9 @@ func (w *writer) forget(a appliedBatch) {
 	delete(w.keysOf, a.gen)
 	for len(w.unapplied) > 0 && w.unapplied[0].gen <= a.gen {
 		clear(w.unapplied[0].msgs) // the messages may go
-		w.spareMsgs = w.unapplied[0].msgs[:0]
+		if len(w.spareMsgs) < 8 {
+			w.spareMsgs = append(w.spareMsgs, w.unapplied[0].msgs[:0])
+		}
 		w.unapplied = w.unapplied[1:]
 	}
 	w.idem.applied(a.gen, a.last)
@@ -1009,8 +1011,11 @@ func (w *writer) keepMessage(m chat.Message) {
 	}
 	n := len(w.unapplied)
 	if n == 0 || w.unapplied[n-1].gen != w.gen {
-		w.unapplied = append(w.unapplied, batchMessages{gen: w.gen, msgs: w.spareMsgs})
-		w.spareMsgs = nil
+		var msgs []chat.Message
+		if k := len(w.spareMsgs); k > 0 {
+			msgs, w.spareMsgs = w.spareMsgs[k-1], w.spareMsgs[:k-1]
+		}
+		w.unapplied = append(w.unapplied, batchMessages{gen: w.gen, msgs: msgs})
 		n++
 	}
 	b := &w.unapplied[n-1]
