@@ -879,29 +879,42 @@ func (w *writer) appendMessages(ms []chat.Message) ([]store.Appended, error) {
 	if err := w.loadCursors(c.Members); err != nil {
 		return nil, err
 	}
+	// firstOf[i] is the first message of ms with ms[i]'s client id that
+	// no earlier append stored, or -1 when an earlier append stored it.
 	res := make([]store.Appended, len(ms))
-	isNew := make([]bool, len(ms))
+	firstOf := make([]int, len(ms))
 	for i := range ms {
 		r, found, err := w.repeat(&ms[i])
 		if err != nil {
 			return nil, err
 		}
-		res[i], isNew[i] = r, !found
+		res[i], firstOf[i] = r, i
+		if found {
+			firstOf[i] = -1
+		}
 	}
 	// From here on nothing fails. A client id given twice in ms is a
-	// repeat of the first. Only the last new message moves the sender's
+	// repeat of the first: found by comparing, as a batch holds a few
+	// dozen sends at most. Only the last new message moves the sender's
 	// read position: one write instead of one per message.
-	firstOf := make(map[string]int, len(ms))
 	last := -1
-	for i, m := range ms {
-		if _, dup := firstOf[m.ClientID]; isNew[i] && !dup {
-			firstOf[m.ClientID] = i
+	for i := range ms {
+		if firstOf[i] < 0 {
+			continue
+		}
+		for j := range i {
+			if firstOf[j] == j && ms[j].ClientID == ms[i].ClientID {
+				firstOf[i] = j
+				break
+			}
+		}
+		if firstOf[i] == i {
 			last = i
 		}
 	}
 	for i, m := range ms {
-		switch j := firstOf[m.ClientID]; {
-		case !isNew[i]:
+		switch j := firstOf[i]; {
+		case j < 0:
 		case j != i:
 			res[i] = store.Appended{Message: res[j].Message, Cursor: res[j].Cursor}
 		default:
