@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/deadline"
 	"github.com/switchboard-chat/switchboard/internal/messaging"
+	"github.com/switchboard-chat/switchboard/internal/wsframe"
 )
 
 // opTimeout bounds one send, read or typing call to the Service.
@@ -248,9 +249,9 @@ func (c *conn) readLoop() (parked bool) {
 			return false
 		}
 		switch op {
-		case opPing:
-			c.control(opPong, p)
-		case opPong:
+		case wsframe.OpPing:
+			c.control(wsframe.OpPong, p)
+		case wsframe.OpPong:
 			c.mu.Lock()
 			if c.pongWait != nil {
 				close(c.pongWait)
@@ -268,19 +269,19 @@ func (c *conn) readLoop() (parked bool) {
 // readFailed ends the reading on err: it answers the peer's close, or
 // closes with the code a bad frame calls for.
 func (c *conn) readFailed(err error) {
-	var cf *closeFrame
+	var cf *wsframe.CloseFrame
 	switch {
 	case errors.As(err, &cf):
 		// Echo the code, as the closing handshake asks (5.5.1), unless
 		// the server began it.
-		code := cf.code
+		code := websocket.StatusCode(cf.Code)
 		if code == 0 {
 			code = websocket.StatusNoStatusRcvd
 		}
 		c.sendClose(code, "")
-	case errors.Is(err, errTooBig):
+	case errors.Is(err, wsframe.ErrTooBig):
 		c.sendClose(websocket.StatusMessageTooBig, fmt.Sprintf("a frame may hold at most %d bytes", c.srv.cfg.MaxFrameBytes))
-	case errors.Is(err, errProtocol):
+	case errors.Is(err, wsframe.ErrProtocol):
 		c.sendClose(websocket.StatusProtocolError, "protocol error")
 	default:
 		c.srv.log.Debug("ws: read", "user", c.user, "request_id", c.reqID, "err", err)
@@ -302,7 +303,7 @@ func (c *conn) sendClose(code websocket.StatusCode, reason string) {
 	c.closeSent = true
 	c.mu.Unlock()
 	if !sent {
-		c.control(opClose, closePayload(code, reason))
+		c.control(wsframe.OpClose, closePayload(code, reason))
 	}
 }
 
@@ -314,7 +315,7 @@ func (c *conn) handle(opcode byte, data []byte) {
 	if closing {
 		return
 	}
-	if opcode != opText {
+	if opcode != wsframe.OpText {
 		c.bad("", "binary frames are not accepted; send JSON text frames")
 		return
 	}
@@ -782,7 +783,7 @@ func (c *conn) ping() error {
 	c.mu.Lock()
 	c.pongWait = wait
 	c.mu.Unlock()
-	if err := c.control(opPing, nil); err != nil {
+	if err := c.control(wsframe.OpPing, nil); err != nil {
 		return err
 	}
 	t := time.NewTimer(c.srv.cfg.PongTimeout)

@@ -3,13 +3,13 @@ package ws
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/internal/wsframe"
 )
 
 // The session reads its client's frames (RFC 6455 section 5.2) itself,
@@ -19,36 +19,11 @@ import (
 // and answers the close handshake itself; the library only upgrades the
 // connection and, at the end, closes it.
 
-// Opcodes.
-const (
-	opContinuation = 0x0
-	opText         = 0x1
-	opBinary       = 0x2
-	opClose        = 0x8
-	opPing         = 0x9
-	opPong         = 0xa
-)
-
-// errProtocol is a frame no client may send: the session closes with 1002.
-var errProtocol = errors.New("ws: protocol error")
-
-// errTooBig is a message over the frame limit: the session closes with 1009.
-var errTooBig = errors.New("ws: message too big")
-
-// closeFrame is the client's close frame; code 0 when it held none.
-type closeFrame struct {
-	code   websocket.StatusCode
-	reason string
-}
-
-func (c *closeFrame) Error() string {
-	return fmt.Sprintf("ws: closed by the peer: %d %q", c.code, c.reason)
-}
-
 // frameReader reads the messages of a client's frames. Its buffer is
 // bufio's minimum, which holds any header; payloads are read straight into
-// the caller's buffer (the socket itself buffers in a pooled chunk, see
-// sock), so an idle session holds only the 16 bytes.
+// a buffer from readBufs, held while a message is read and handled (the
+// socket itself buffers in a pooled chunk, see sock). A parked session
+// gives its reader back to a pool, so an idle one holds none.
 type frameReader struct {
 	r      *bufio.Reader
 	idleOK *atomic.Bool // the socket's: set while it may report idleness
@@ -94,27 +69,27 @@ func (fr *frameReader) next(ctl *[125]byte) (op byte, data, payload []byte, err 
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		if fop >= opClose {
-			if fop > opPong {
-				return 0, nil, nil, errProtocol // a reserved control opcode
+		if fop >= wsframe.OpClose {
+			if fop > wsframe.OpPong {
+				return 0, nil, nil, wsframe.ErrProtocol // a reserved control opcode
 			}
 			p := ctl[:n]
 			if _, err := io.ReadFull(fr.r, p); err != nil {
 				return 0, nil, nil, unexpected(err)
 			}
 			unmask(p, key)
-			if fop == opClose {
+			if fop == wsframe.OpClose {
 				return fop, nil, nil, parseClose(p)
 			}
 			return fop, nil, p, nil
 		}
 		switch {
-		case fop == opContinuation && fr.op == 0, fop != opContinuation && fr.op != 0:
-			return 0, nil, nil, errProtocol // a fragment out of place
-		case fop != opContinuation && fop != opText && fop != opBinary:
-			return 0, nil, nil, errProtocol // a reserved opcode
+		case fop == wsframe.OpContinuation && fr.op == 0, fop != wsframe.OpContinuation && fr.op != 0:
+			return 0, nil, nil, wsframe.ErrProtocol // a fragment out of place
+		case fop != wsframe.OpContinuation && fop != wsframe.OpText && fop != wsframe.OpBinary:
+			return 0, nil, nil, wsframe.ErrProtocol // a reserved opcode
 		}
-		if fop != opContinuation {
+		if fop != wsframe.OpContinuation {
 			fr.op = fop
 		}
 		if fr.bp == nil {
@@ -122,7 +97,7 @@ func (fr *frameReader) next(ctl *[125]byte) (op byte, data, payload []byte, err 
 		}
 		buf := *fr.bp
 		if room := fr.limit - int64(len(buf)); n > uint64(room) {
-			return 0, nil, nil, errTooBig
+			return 0, nil, nil, wsframe.ErrTooBig
 		}
 		start := len(buf)
 		buf = append(buf, make([]byte, n)...)
@@ -161,7 +136,7 @@ func (fr *frameReader) header() (fin bool, op byte, n uint64, key [4]byte, err e
 	}
 	fin, op = h[0]&0x80 != 0, h[0]&0x0f
 	if h[0]&0x70 != 0 || h[1]&0x80 == 0 {
-		return false, 0, 0, key, errProtocol // reserved bits (no extension is agreed), or an unmasked frame
+		return false, 0, 0, key, wsframe.ErrProtocol // reserved bits (no extension is agreed), or an unmasked frame
 	}
 	n = uint64(h[1] & 0x7f)
 	size := 2 + 4
@@ -179,13 +154,13 @@ func (fr *frameReader) header() (fin bool, op byte, n uint64, key [4]byte, err e
 		n = uint64(binary.BigEndian.Uint16(h[2:]))
 	case 127:
 		if n = binary.BigEndian.Uint64(h[2:]); n>>63 != 0 {
-			return false, 0, 0, key, errProtocol
+			return false, 0, 0, key, wsframe.ErrProtocol
 		}
 	}
 	copy(key[:], h[size-4:])
 	fr.r.Discard(size)
-	if op >= opClose && (!fin || n > 125) {
-		return false, 0, 0, key, errProtocol // control frames are whole and short (5.5)
+	if op >= wsframe.OpClose && (!fin || n > 125) {
+		return false, 0, 0, key, wsframe.ErrProtocol // control frames are whole and short (5.5)
 	}
 	return fin, op, n, key, nil
 }
@@ -194,11 +169,11 @@ func (fr *frameReader) header() (fin bool, op byte, n uint64, key [4]byte, err e
 func parseClose(p []byte) error {
 	switch {
 	case len(p) == 1:
-		return errProtocol
+		return wsframe.ErrProtocol
 	case len(p) == 0:
-		return &closeFrame{}
+		return &wsframe.CloseFrame{}
 	}
-	return &closeFrame{code: websocket.StatusCode(binary.BigEndian.Uint16(p)), reason: string(p[2:])}
+	return &wsframe.CloseFrame{Code: int(binary.BigEndian.Uint16(p)), Reason: string(p[2:])}
 }
 
 // unmask XORs a frame's payload p with key repeated, eight bytes at a

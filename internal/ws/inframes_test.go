@@ -25,7 +25,7 @@ func clientMessage(b []byte, rng *rand.Rand, op byte, msg []byte) []byte {
 		if n > 0 && rng.IntN(3) == 0 {
 			n = rng.IntN(n + 1)
 		}
-		fop := byte(opContinuation)
+		fop := byte(wsframe.OpContinuation)
 		if first {
 			fop = op
 		}
@@ -41,7 +41,7 @@ func clientMessage(b []byte, rng *rand.Rand, op byte, msg []byte) []byte {
 		}
 		first = false
 		if rng.IntN(4) == 0 {
-			b = wsframe.AppendMasked(b, opPing, []byte("p"), key)
+			b = wsframe.AppendMasked(b, wsframe.OpPing, []byte("p"), key)
 		}
 		if len(msg) == 0 {
 			return b
@@ -61,17 +61,17 @@ func TestFrameReaderReadsClientFrames(t *testing.T) {
 			msg[j] = byte(rng.Uint32())
 		}
 		want = append(want, msg)
-		stream = clientMessage(stream, rng, opText, msg)
+		stream = clientMessage(stream, rng, wsframe.OpText, msg)
 	}
-	stream = wsframe.AppendMasked(stream, opClose, []byte{0x03, 0xe8, 'b', 'y', 'e'}, [4]byte{1, 2, 3, 4})
+	stream = wsframe.AppendMasked(stream, wsframe.OpClose, []byte{0x03, 0xe8, 'b', 'y', 'e'}, [4]byte{1, 2, 3, 4})
 	fr := testFrameReader(stream, 1<<20)
 	var ctl [125]byte
 	pings := 0
 	for i := 0; ; {
 		op, data, p, err := fr.next(&ctl)
-		var cf *closeFrame
+		var cf *wsframe.CloseFrame
 		if errors.As(err, &cf) {
-			if i != len(want) || cf.code != 1000 || cf.reason != "bye" {
+			if i != len(want) || cf.Code != 1000 || cf.Reason != "bye" {
 				t.Fatalf("close %+v after %d messages of %d", cf, i, len(want))
 			}
 			break
@@ -79,14 +79,14 @@ func TestFrameReaderReadsClientFrames(t *testing.T) {
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
-		if op == opPing {
+		if op == wsframe.OpPing {
 			if string(p) != "p" {
 				t.Fatalf("ping payload %q", p)
 			}
 			pings++
 			continue
 		}
-		if op != opText || !bytes.Equal(data, want[i]) {
+		if op != wsframe.OpText || !bytes.Equal(data, want[i]) {
 			t.Fatalf("message %d: opcode %d, %d bytes; want text, %d bytes", i, op, len(data), len(want[i]))
 		}
 		fr.release()
@@ -109,19 +109,19 @@ func TestFrameReaderRefuses(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		{"unmasked", wsframe.AppendText(nil, []byte("x")), errProtocol},
-		{"reserved bit", func() []byte { b := masked(opText, []byte("x")); b[0] |= 0x40; return b }(), errProtocol},
-		{"reserved opcode", masked(0x3, []byte("x")), errProtocol},
-		{"reserved control opcode", masked(0xb, nil), errProtocol},
-		{"continuation first", masked(opContinuation, []byte("x")), errProtocol},
-		{"text inside a message", append(notFin(masked(opText, []byte("x"))), masked(opText, []byte("y"))...), errProtocol},
-		{"long ping", masked(opPing, make([]byte, 126)), errProtocol},
-		{"fragmented ping", notFin(masked(opPing, nil)), errProtocol},
-		{"close of one byte", masked(opClose, []byte{1}), errProtocol},
-		{"over the limit", masked(opText, make([]byte, 101)), errTooBig},
-		{"over the limit in fragments", append(notFin(masked(opText, make([]byte, 60))), masked(opContinuation, make([]byte, 60))...), errTooBig},
-		{"cut in the header", masked(opText, make([]byte, 300))[:3], io.ErrUnexpectedEOF},
-		{"cut in the payload", masked(opText, []byte("hello"))[:8], io.ErrUnexpectedEOF},
+		{"unmasked", wsframe.AppendText(nil, []byte("x")), wsframe.ErrProtocol},
+		{"reserved bit", func() []byte { b := masked(wsframe.OpText, []byte("x")); b[0] |= 0x40; return b }(), wsframe.ErrProtocol},
+		{"reserved opcode", masked(0x3, []byte("x")), wsframe.ErrProtocol},
+		{"reserved control opcode", masked(0xb, nil), wsframe.ErrProtocol},
+		{"continuation first", masked(wsframe.OpContinuation, []byte("x")), wsframe.ErrProtocol},
+		{"text inside a message", append(notFin(masked(wsframe.OpText, []byte("x"))), masked(wsframe.OpText, []byte("y"))...), wsframe.ErrProtocol},
+		{"long ping", masked(wsframe.OpPing, make([]byte, 126)), wsframe.ErrProtocol},
+		{"fragmented ping", notFin(masked(wsframe.OpPing, nil)), wsframe.ErrProtocol},
+		{"close of one byte", masked(wsframe.OpClose, []byte{1}), wsframe.ErrProtocol},
+		{"over the limit", masked(wsframe.OpText, make([]byte, 101)), wsframe.ErrTooBig},
+		{"over the limit in fragments", append(notFin(masked(wsframe.OpText, make([]byte, 60))), masked(wsframe.OpContinuation, make([]byte, 60))...), wsframe.ErrTooBig},
+		{"cut in the header", masked(wsframe.OpText, make([]byte, 300))[:3], io.ErrUnexpectedEOF},
+		{"cut in the payload", masked(wsframe.OpText, []byte("hello"))[:8], io.ErrUnexpectedEOF},
 		{"nothing", nil, io.EOF},
 	} {
 		fr := testFrameReader(c.b, 100)
@@ -137,9 +137,9 @@ func TestFrameReaderRefuses(t *testing.T) {
 // within the limit; none panics. Seeds in testdata/fuzz/FuzzFrameReader.
 func FuzzFrameReader(f *testing.F) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	f.Add(clientMessage(nil, rng, opText, []byte(`{"type":"ping","ref":"r"}`)))
-	f.Add(clientMessage(nil, rng, opBinary, make([]byte, 300)))
-	f.Add(wsframe.AppendMasked(nil, opClose, []byte{0x03, 0xe8}, [4]byte{1, 2, 3, 4}))
+	f.Add(clientMessage(nil, rng, wsframe.OpText, []byte(`{"type":"ping","ref":"r"}`)))
+	f.Add(clientMessage(nil, rng, wsframe.OpBinary, make([]byte, 300)))
+	f.Add(wsframe.AppendMasked(nil, wsframe.OpClose, []byte{0x03, 0xe8}, [4]byte{1, 2, 3, 4}))
 	f.Add([]byte{0x81, 0xff, 0x7f, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr := testFrameReader(b, 1000)
@@ -149,7 +149,7 @@ func FuzzFrameReader(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if len(data) > 1000 || len(p) > 125 || (op != opText && op != opBinary && op != opPing && op != opPong) {
+			if len(data) > 1000 || len(p) > 125 || (op != wsframe.OpText && op != wsframe.OpBinary && op != wsframe.OpPing && op != wsframe.OpPong) {
 				t.Fatalf("opcode %d, %d bytes, control payload %d bytes", op, len(data), len(p))
 			}
 			fr.release()

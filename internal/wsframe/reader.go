@@ -10,15 +10,16 @@ import (
 
 // Opcodes (RFC 6455 section 5.2).
 const (
-	opContinuation = 0x0
-	opText         = 0x1
-	opBinary       = 0x2
+	OpContinuation = 0x0
+	OpText         = 0x1
+	OpBinary       = 0x2
 	OpClose        = 0x8
 	OpPing         = 0x9
 	OpPong         = 0xa
 )
 
-// ErrProtocol is a frame no server may send; the reader's caller closes the
+// ErrProtocol is a frame the peer may not send (a server's, for Reader; a
+// client's, for the server's session); the reader's caller closes the
 // connection.
 var ErrProtocol = errors.New("wsframe: protocol error")
 
@@ -89,9 +90,9 @@ func (r *Reader) Next(buf []byte) ([]byte, error) {
 			continue
 		}
 		switch {
-		case op == opContinuation && !inMessage, op != opContinuation && inMessage:
+		case op == OpContinuation && !inMessage, op != OpContinuation && inMessage:
 			return buf, ErrProtocol // a fragment out of place
-		case op != opContinuation && op != opText && op != opBinary:
+		case op != OpContinuation && op != OpText && op != OpBinary:
 			return buf, ErrProtocol // a reserved opcode
 		}
 		inMessage = true

@@ -3,7 +3,9 @@
 // WebSocket library, whose write path takes two locks, and on a client a
 // context timer and a random read, per frame: the server's sessions, which
 // send unmasked frames, and the Go client's streams, which mask theirs as
-// a client must.
+// a client must. Reader reads a server's frames for the Go client; its
+// opcodes, errors and CloseFrame are shared with the server's session,
+// which reads its client's frames itself (internal/ws).
 package wsframe
 
 import "encoding/binary"
@@ -16,7 +18,7 @@ func AppendText(b []byte, parts ...[]byte) []byte {
 	for _, p := range parts {
 		n += len(p)
 	}
-	b = appendHeader(b, opText, n, 0)
+	b = appendHeader(b, OpText, n, 0)
 	for _, p := range parts {
 		b = append(b, p...)
 	}
@@ -37,7 +39,7 @@ func Payload(b []byte) []byte {
 // AppendMaskedText appends p as one final text frame masked with key,
 // which must be one the peer cannot predict (section 10.3).
 func AppendMaskedText(b, p []byte, key [4]byte) []byte {
-	return AppendMasked(b, opText, p, key)
+	return AppendMasked(b, OpText, p, key)
 }
 
 // AppendMasked appends p as one final frame of opcode op masked with key:
