@@ -2,6 +2,7 @@ package ws
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -273,12 +274,9 @@ func (c *conn) readFailed(err error) {
 	switch {
 	case errors.As(err, &cf):
 		// Echo the code, as the closing handshake asks (5.5.1), unless
-		// the server began it.
-		code := websocket.StatusCode(cf.Code)
-		if code == 0 {
-			code = websocket.StatusNoStatusRcvd
-		}
-		c.sendClose(code, "")
+		// the server began it; a close without one is answered without
+		// one (1005 may not be sent, 7.4.1).
+		c.sendClose(websocket.StatusCode(cf.Code), "")
 	case errors.Is(err, wsframe.ErrTooBig):
 		c.sendClose(websocket.StatusMessageTooBig, fmt.Sprintf("a frame may hold at most %d bytes", c.srv.cfg.MaxFrameBytes))
 	case errors.Is(err, wsframe.ErrProtocol):
@@ -305,6 +303,19 @@ func (c *conn) sendClose(code websocket.StatusCode, reason string) {
 	if !sent {
 		c.control(wsframe.OpClose, closePayload(code, reason))
 	}
+}
+
+// closePayload is a close frame's payload: the code, and the reason cut to
+// fit a control frame; empty for code 0.
+func closePayload(code websocket.StatusCode, reason string) []byte {
+	if code == 0 {
+		return nil
+	}
+	p := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	return append(p, reason...)
 }
 
 // handle answers one client frame.

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/coder/websocket"
-
 	"github.com/switchboard-chat/switchboard/internal/wsframe"
 )
 
@@ -204,14 +202,4 @@ func unexpected(err error) error {
 // appendControl appends an unmasked control frame.
 func appendControl(b []byte, op byte, p []byte) []byte {
 	return append(append(b, 0x80|op, byte(len(p))), p...)
-}
-
-// closePayload is a close frame's payload: the code, and the reason cut to
-// fit a control frame.
-func closePayload(code websocket.StatusCode, reason string) []byte {
-	p := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
-	if len(reason) > 123 {
-		reason = reason[:123]
-	}
-	return append(p, reason...)
 }

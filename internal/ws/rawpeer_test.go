@@ -169,3 +169,33 @@ func TestFramesCutWithPauses(t *testing.T) {
 		waitIdle(t, e, 1)
 	}
 }
+
+// A client's close is echoed: its code when it gave one, an empty close
+// when it gave none (1005 may not be sent); a client's ping is answered
+// with its payload; frames no client may send close with 1002.
+func TestCloseHandshakeAndPings(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.app("messenger")
+	tok := e.token(alice)
+	for _, c := range []struct {
+		name string
+		send []byte
+		want []byte // the close frame's payload
+	}{
+		{"code", clientFrame(true, 0x8, []byte{0x03, 0xe8, 'b', 'y', 'e'}, false), []byte{0x03, 0xe8}},
+		{"no code", clientFrame(true, 0x8, nil, false), []byte{}},
+		{"unmasked", []byte{0x81, 0x01, 'x'}, []byte{0x03, 0xea}},
+		{"reserved opcode", clientFrame(true, 0x3, []byte("x"), false), []byte{0x03, 0xea}},
+	} {
+		p := newRawPeer(t, e, tok)
+		p.write(clientFrame(true, 0x9, []byte("hello"), false))
+		if op, b := p.next(); op != 0xa || string(b) != "hello" {
+			t.Fatalf("%s: answer to a ping: opcode %#x %q, want a pong with its payload", c.name, op, b)
+		}
+		p.write(c.send)
+		op, b := p.next()
+		if op != 0x8 || len(b) < len(c.want) || string(b[:len(c.want)]) != string(c.want) || (len(c.want) == 0 && len(b) != 0) {
+			t.Fatalf("%s: opcode %#x %q, want a close starting %q", c.name, op, b, c.want)
+		}
+	}
+}
