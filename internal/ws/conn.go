@@ -290,7 +290,7 @@ func (c *conn) readFailed(err error) {
 // batch being written.
 func (c *conn) control(op byte, p []byte) error {
 	var b [2 + 125]byte
-	_, err := c.cork.Write(appendControl(b[:0], op, p))
+	_, err := c.cork.Write(wsframe.Append(b[:0], op, p))
 	return err
 }
 

@@ -73,9 +73,9 @@ func (fr *frameReader) next(ctl *[125]byte) (op byte, data, payload []byte, err 
 			}
 			p := ctl[:n]
 			if _, err := io.ReadFull(fr.r, p); err != nil {
-				return 0, nil, nil, unexpected(err)
+				return 0, nil, nil, wsframe.Unexpected(err)
 			}
-			unmask(p, key)
+			wsframe.Mask(p, key)
 			if fop == wsframe.OpClose {
 				return fop, nil, nil, parseClose(p)
 			}
@@ -101,9 +101,9 @@ func (fr *frameReader) next(ctl *[125]byte) (op byte, data, payload []byte, err 
 		buf = append(buf, make([]byte, n)...)
 		*fr.bp = buf
 		if _, err := io.ReadFull(fr.r, buf[start:]); err != nil {
-			return 0, nil, nil, unexpected(err)
+			return 0, nil, nil, wsframe.Unexpected(err)
 		}
-		unmask(buf[start:], key)
+		wsframe.Mask(buf[start:], key)
 		if fin {
 			op, fr.op = fr.op, 0
 			return op, buf, nil, nil
@@ -128,7 +128,7 @@ func (fr *frameReader) header() (fin bool, op byte, n uint64, key [4]byte, err e
 	h, err := fr.r.Peek(2)
 	if err != nil {
 		if len(h) > 0 {
-			err = unexpected(err)
+			err = wsframe.Unexpected(err)
 		}
 		return false, 0, 0, key, err
 	}
@@ -145,7 +145,7 @@ func (fr *frameReader) header() (fin bool, op byte, n uint64, key [4]byte, err e
 		size += 8
 	}
 	if h, err = fr.r.Peek(size); err != nil {
-		return false, 0, 0, key, unexpected(err)
+		return false, 0, 0, key, wsframe.Unexpected(err)
 	}
 	switch n {
 	case 126:
@@ -172,34 +172,4 @@ func parseClose(p []byte) error {
 		return &wsframe.CloseFrame{}
 	}
 	return &wsframe.CloseFrame{Code: int(binary.BigEndian.Uint16(p)), Reason: string(p[2:])}
-}
-
-// unmask XORs a frame's payload p with key repeated, eight bytes at a
-// time.
-func unmask(p []byte, key [4]byte) {
-	var k8 [8]byte
-	for i := range k8 {
-		k8[i] = key[i&3]
-	}
-	k := binary.LittleEndian.Uint64(k8[:])
-	i := 0
-	for ; i+8 <= len(p); i += 8 {
-		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k)
-	}
-	for ; i < len(p); i++ {
-		p[i] ^= k8[i&7]
-	}
-}
-
-// unexpected reports a stream that ended inside a frame.
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-// appendControl appends an unmasked control frame.
-func appendControl(b []byte, op byte, p []byte) []byte {
-	return append(append(b, 0x80|op, byte(len(p))), p...)
 }

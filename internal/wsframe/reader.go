@@ -102,7 +102,7 @@ func (r *Reader) Next(buf []byte) ([]byte, error) {
 		start := len(buf)
 		buf = append(buf, make([]byte, n)...)
 		if _, err := io.ReadFull(r.r, buf[start:]); err != nil {
-			return buf[:start], unexpected(err)
+			return buf[:start], Unexpected(err)
 		}
 		if fin {
 			return buf, nil
@@ -151,7 +151,7 @@ func (r *Reader) header() (fin bool, op byte, n uint64, err error) {
 func (r *Reader) take(n int) ([]byte, error) {
 	b, err := r.r.Peek(n)
 	if err != nil {
-		return nil, unexpected(err)
+		return nil, Unexpected(err)
 	}
 	r.r.Discard(n)
 	return b, nil
@@ -186,8 +186,9 @@ func (r *Reader) control(op byte, n uint64) error {
 	return ErrProtocol // a reserved control opcode
 }
 
-// unexpected reports a stream that ended inside a frame.
-func unexpected(err error) error {
+// Unexpected reports a stream that ended inside a frame as such: the
+// error of a read that needed the rest of a frame.
+func Unexpected(err error) error {
 	if err == io.EOF {
 		return io.ErrUnexpectedEOF
 	}

@@ -48,8 +48,14 @@ func AppendMasked(b []byte, op byte, p []byte, key [4]byte) []byte {
 	b = append(appendHeader(b, op, len(p), 0x80), key[:]...)
 	start := len(b)
 	b = append(b, p...)
-	mask(b[start:], key)
+	Mask(b[start:], key)
 	return b
+}
+
+// Append appends p as one final, unmasked frame of opcode op: a server's
+// control frame.
+func Append(b []byte, op byte, p []byte) []byte {
+	return append(appendHeader(b, op, len(p), 0), p...)
 }
 
 // appendHeader appends the header of a final text frame of n bytes, up to
@@ -65,8 +71,9 @@ func appendHeader(b []byte, op byte, n int, maskBit byte) []byte {
 	return binary.BigEndian.AppendUint64(append(b, maskBit|127), uint64(n))
 }
 
-// mask XORs p with key repeated, eight bytes at a time.
-func mask(p []byte, key [4]byte) {
+// Mask XORs a frame's payload p with key repeated, eight bytes at a time:
+// it masks a payload, and unmasks a masked one.
+func Mask(p []byte, key [4]byte) {
 	k := uint64(binary.LittleEndian.Uint32(key[:]))
 	k |= k << 32
 	i := 0
