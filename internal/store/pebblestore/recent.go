@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/cockroachdb/pebble"
@@ -150,7 +151,6 @@ func (r *recentIdem) add(h, gen uint64) {
 		r.sets = append(r.sets, s)
 	}
 	s.add(h)
-	s.n++
 	s.lastGen = gen
 }
 
@@ -217,12 +217,14 @@ func (r *recentIdem) applied(a appliedBatch) {
 // The filter's probes: 7 bits within one 512-bit block (one cache line).
 const bloomProbes = 7
 
+// add adds the record of hash h, and counts it.
 func (s *bloomSet) add(h uint64) {
 	block, x, d := s.at(h)
 	for range bloomProbes {
 		s.bits[block+int(x>>6&7)] |= 1 << (x & 63)
 		x += d
 	}
+	s.n++
 }
 
 func (s *bloomSet) has(h uint64) bool {
@@ -252,9 +254,16 @@ var idemCollectors = []func() pebble.TablePropertyCollector{
 	func() pebble.TablePropertyCollector { return &idemSeqCollector{} },
 }
 
+// scanOpened's reasons to give up.
+var (
+	errTooManyRecords = errors.New("pebblestore: too many idempotency records for filters")
+	errScanStopped    = errors.New("pebblestore: the store closed")
+)
+
 // scanOpened makes filters of the idempotency records in snap, by their
 // hash, setSize records a filter, and reports how many it read. It gives
-// up (nil) past limit records, or when quit closes.
+// up past limit records (errTooManyRecords), or when quit closes
+// (errScanStopped).
 func scanOpened(snap *pebble.Snapshot, hash func([]byte) uint64, setSize, limit int, quit <-chan struct{}) ([]*bloomSet, int, error) {
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{pIdem}, UpperBound: []byte{pIdem + 1}})
 	if err != nil {
@@ -265,21 +274,19 @@ func scanOpened(snap *pebble.Snapshot, hash func([]byte) uint64, setSize, limit 
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		if n >= limit {
-			return nil, n, nil
+			return nil, n, errTooManyRecords
 		}
 		if n%(1<<16) == 0 {
 			select {
 			case <-quit:
-				return nil, n, nil
+				return nil, n, errScanStopped
 			default:
 			}
 		}
 		if n%setSize == 0 {
 			sets = append(sets, newBloomSet(setSize))
 		}
-		s := sets[len(sets)-1]
-		s.add(hash(it.Key()))
-		s.n++
+		sets[len(sets)-1].add(hash(it.Key()))
 		n++
 	}
 	return sets, n, it.Error()

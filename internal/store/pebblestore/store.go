@@ -171,7 +171,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 
 // scanOpened puts the idempotency records the store holds now into
 // filters, on a goroutine of its own, and sends them to the writer, which
-// takes them between batches: nil when there were too many.
+// takes them between batches; nothing when it gave up.
 func (s *Store) scanOpened(hash func([]byte) uint64, limit int, log *slog.Logger) <-chan []*bloomSet {
 	c := make(chan []*bloomSet, 1)
 	snap := s.db.NewSnapshot()
@@ -180,15 +180,15 @@ func (s *Store) scanOpened(hash func([]byte) uint64, limit int, log *slog.Logger
 		start := time.Now()
 		sets, n, err := scanOpened(snap, hash, recentSetSize, limit, s.quit)
 		switch {
+		case errors.Is(err, errScanStopped):
+		case errors.Is(err, errTooManyRecords):
+			log.Info("pebblestore: too many idempotency records for filters; new ids are looked up in the sstables", "records", n)
 		case err != nil:
 			log.Warn("pebblestore: reading the idempotency records into filters failed; new ids are looked up in the sstables", "err", err)
-		case sets == nil && n >= limit:
-			log.Info("pebblestore: too many idempotency records for filters; new ids are looked up in the sstables", "records", n)
-		case sets == nil && n > 0: // closed meanwhile
 		case n > 0:
 			log.Info("pebblestore: the idempotency records are in filters", "records", n, "took", time.Since(start).Round(time.Millisecond))
 		}
-		if err == nil && (sets != nil || n == 0) {
+		if err == nil {
 			c <- sets
 		}
 	})
