@@ -190,16 +190,8 @@ func TestStreamLive(t *testing.T) {
 	alice, bob, conv := pair(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	as, err := alice.Connect(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Close()
-	bs, err := bob.Connect(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
+	as := connect(ctx, t, alice)
+	bs := connect(ctx, t, bob)
 	waitState(t, bs, client.Live)
 
 	out, err := as.Send(ctx, conv, "hi", map[string]any{"n": 1})
@@ -251,15 +243,12 @@ func TestStreamOwnMessagesFromMergedAcks(t *testing.T) {
 	alice, _, conv := pair(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	as, err := alice.Connect(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Close()
+	as := connect(ctx, t, alice)
 	waitState(t, as, client.Live)
 	const count = 30
 	outs := make([]*client.Outgoing, count)
 	for i := range outs {
+		var err error
 		if outs[i], err = as.Send(ctx, conv, fmt.Sprint("m", i), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -293,11 +282,7 @@ func TestStreamAnswersPings(t *testing.T) {
 	alice, bob, conv := pair(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	bs, err := bob.Connect(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
+	bs := connect(ctx, t, bob)
 	waitState(t, bs, client.Live)
 	quiet := time.After(time.Second) // 50 pings
 	for waiting := true; waiting; {
@@ -316,6 +301,18 @@ func TestStreamAnswersPings(t *testing.T) {
 	if u := nextUpdate(t, bs, "message"); u.Message.Body != "still here" {
 		t.Fatalf("bob got %+v", u.Message)
 	}
+}
+
+// connect opens c's stream from the start; it is closed when the test
+// ends.
+func connect(ctx context.Context, t *testing.T, c *client.Client) *client.Stream {
+	t.Helper()
+	s, err := c.Connect(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func waitState(t *testing.T, s *client.Stream, want client.State) {
@@ -433,22 +430,14 @@ func TestOutboxExactlyOnceUnderCuts(t *testing.T) {
 	p := newProxy(t, n.url[len("http://"):])
 	opts := &client.Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
 	atok, btok := token(t, n, "messenger", "alice"), token(t, n, "instagram", "bob")
-	as, err := client.New(p.url(), atok, opts).Connect(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Close()
+	as := connect(ctx, t, client.New(p.url(), atok, opts))
 	// alice's own stream carries her messages too; a stream's events must
 	// be consumed (acks are read from the same socket).
 	go func() {
 		for range as.Events() {
 		}
 	}()
-	bs, err := client.New(p.url(), btok, opts).Connect(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
+	bs := connect(ctx, t, client.New(p.url(), btok, opts))
 
 	// At least minTotal messages, and on until minCuts cuts happened, so
 	// that however fast the node stores them, the sends span reconnects.

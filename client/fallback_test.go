@@ -43,11 +43,7 @@ func TestStreamFallbackURLs(t *testing.T) {
 	// stream must move to the fallback, the node itself.
 	p, addr := netproxy.New(t, n.url[len("http://"):])
 	bob = client.New("http://"+addr, token(t, n, "instagram", "bob"), opts)
-	bs, err := bob.Connect(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
+	bs := connect(ctx, t, bob)
 	waitState(t, bs, client.Live)
 	p.Cut()
 	waitState(t, bs, client.Live)

@@ -42,15 +42,12 @@ func TestRetriesKeepOrder(t *testing.T) {
 	alice, _, conv := pair(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	as, err := alice.Connect(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Close()
+	as := connect(ctx, t, alice)
 
 	const n2 = 40 // the default user burst is 20
 	outs := make([]*client.Outgoing, n2)
 	for i := range outs {
+		var err error
 		if outs[i], err = as.Send(ctx, conv, fmt.Sprintf("m%d", i), nil); err != nil {
 			t.Fatal(err)
 		}
