@@ -479,7 +479,7 @@ func (c *conn) startOp(key string, o op) {
 	}
 	c.bg.Add(1)
 	c.mu.Unlock()
-	go func() {
+	c.srv.ops.run(func() {
 		defer c.bg.Done()
 		batch := []op{o}
 		for {
@@ -519,7 +519,7 @@ func (c *conn) startOp(key string, o op) {
 			c.serial[key] = q[n:]
 			c.mu.Unlock()
 		}
-	}()
+	})
 }
 
 // runSends sends batch (sends to one conversation, in the client's order)

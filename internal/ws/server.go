@@ -123,6 +123,8 @@ type Server struct {
 	parked atomic.Int64 // sessions whose socket the poller holds: no goroutine
 	merged atomic.Int64 // acks written in the place of updates (merge_acks)
 
+	ops workers // the goroutines that run the sessions' operations
+
 	mu      sync.Mutex // guards the 2 following fields
 	conns   map[*conn]struct{}
 	closing bool
