@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	loadgen "github.com/switchboard-chat/switchboard/internal/bench"
@@ -18,10 +19,13 @@ const benchUsage = `usage:
   switchboard bench [--server URL --admin-token T] [--workload pairs|groups] [--group-size 8]
                     [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s] [--json]
   switchboard bench --connections N [--server URL --admin-token T --server-pid PID] [--json]
+  switchboard bench --relay [--users 200] [--window 16] [--duration 10s] [--warmup 2s] [--body-size 64] [--json]
 
 Without --server, bench starts a server itself on a temporary data directory
 (removed afterwards): in this process for a workload, as a child process for
 --connections, so that the memory measured is the server's alone.
+--relay runs a plain TCP relay with no storage in the same pairs workload:
+how fast this machine is, for comparing figures across machines.
 The admin token may also come from SWITCHBOARD_ADMIN_TOKEN.
 Exit status 1 when a message was lost, duplicated or out of order.
 
@@ -41,6 +45,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		asJSON     bool
 		quiet      bool
 		child      bool
+		relay      bool
 		cpuProfile string
 		memProfile string
 	)
@@ -60,6 +65,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.IntVar(&idle.ServerPID, "server-pid", 0, "with --server: the server's process id on this machine, to read its memory (--connections) or CPU time")
 	fs.BoolVar(&child, "server-process", false, "without --server: start the server as a child process, to tell its CPU time from the load generator's")
 	fs.DurationVar(&idle.Settle, "settle", 2*time.Second, "with --connections: wait after the last connection before reading the memory")
+	fs.BoolVar(&relay, "relay", false, "run a plain TCP relay with no storage in the same pairs workload instead: how fast this machine is, for comparing figures across machines")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (with no --server, the server's too)")
@@ -81,6 +87,12 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if cfg.Warmup == 0 {
 		cfg.Warmup = -1 // the package's "none"
+	}
+	if relay {
+		if bad := notForRelay(fs); len(bad) > 0 {
+			fmt.Fprintf(stderr, "switchboard bench: --relay measures a relay of its own in this process, not a server: it does not go with %s\n", strings.Join(bad, ", "))
+			return exitUsage
+		}
 	}
 	if !quiet {
 		cfg.Progress, idle.Progress = stderr, stderr
@@ -134,7 +146,17 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		serveCmd = []string{exe, "serve", "--store", cfg.Store, "--bus", "local"}
 	}
-	if idle.Connections > 0 {
+	if relay {
+		var r *loadgen.RelayResult
+		r, err = loadgen.Relay(ctx, loadgen.RelayConfig{
+			Users: cfg.Users, Window: cfg.Window, Duration: cfg.Duration, Warmup: cfg.Warmup, BodySize: cfg.BodySize,
+			Progress: cfg.Progress, Terminal: cfg.Terminal,
+		})
+		if r != nil {
+			clean = r.OutOfOrder == 0
+		}
+		res = r
+	} else if idle.Connections > 0 {
 		idle.Server, idle.AdminToken = cfg.Server, cfg.AdminToken
 		idle.ServerCommand = serveCmd
 		var r *loadgen.IdleResult
@@ -171,6 +193,29 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		return exitError
 	}
 	return exitOK
+}
+
+// notForRelay lists the flags set on the command line that --relay does
+// not take: those of a server, another workload or an open loop. Taking
+// them silently would make a figure look like what it is not.
+func notForRelay(fs *flag.FlagSet) []string {
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		switch v := f.Value.String(); f.Name {
+		case "relay", "users", "window", "duration", "warmup", "body-size", "json", "quiet", "cpuprofile", "memprofile":
+		case "workload":
+			if v != loadgen.Pairs {
+				bad = append(bad, "--workload "+v)
+			}
+		case "store":
+			if v != "pebble" {
+				bad = append(bad, "--store "+v)
+			}
+		default:
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	return bad
 }
 
 // isTerminal reports whether w is a terminal, where progress is redrawn

@@ -20,6 +20,17 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "-h"}, exitOK, "--connections N"},
 		{[]string{"bench", "--users", "3", "--quiet"}, exitError, "do not make whole pairs"},
 		{[]string{"bench", "--server", "http://127.0.0.1:1", "--quiet"}, exitError, "needs its admin token"},
+		{[]string{"bench", "-h"}, exitOK, "--relay"},
+		{[]string{"bench", "--relay", "--users", "3", "--quiet"}, exitError, "do not make whole pairs"},
+		// --relay measures its own relay: flags of a server, another
+		// workload or an open loop would make its figure mean something else.
+		{[]string{"bench", "--relay", "--server", "http://127.0.0.1:1"}, exitUsage, "not go with --server"},
+		{[]string{"bench", "--relay", "--rate", "1000"}, exitUsage, "not go with --rate"},
+		{[]string{"bench", "--relay", "--connections", "10"}, exitUsage, "not go with --connections"},
+		{[]string{"bench", "--relay", "--workload", "groups"}, exitUsage, "not go with --workload groups"},
+		{[]string{"bench", "--relay", "--store", "memory"}, exitUsage, "not go with --store memory"},
+		{[]string{"bench", "--relay", "--server-process"}, exitUsage, "not go with --server-process"},
+		{[]string{"bench", "--relay", "--rate", "5", "--store", "memory"}, exitUsage, "not go with --rate, --store memory"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, noEnv, &stdout, &stderr)
@@ -56,6 +67,28 @@ func TestBenchJSON(t *testing.T) {
 		}
 	}
 	if m["workload"] != "pairs" || m["users"] != 2.0 || m["lost"] != 0.0 || m["errors"] != 0.0 || m["delivered"].(float64) <= 0 {
+		t.Fatalf("result %s", stdout.String())
+	}
+	if stderr.Len() != 0 {
+		t.Fatalf("--quiet wrote %q", stderr.String())
+	}
+}
+
+// TestBenchRelayJSON runs the relay for a moment and reads the one JSON
+// object it prints.
+func TestBenchRelayJSON(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "--relay", "--workload", "pairs", "--users", "4", "--window", "2",
+		"--duration", "200ms", "--warmup", "0", "--json", "--quiet"}
+	if code := run(t.Context(), args, noEnv, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d; stderr %s", code, stderr.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if m["workload"] != "relay" || m["users"] != 4.0 || m["window"] != 2.0 || m["warmup_s"] != 0.0 ||
+		m["out_of_order"] != 0.0 || m["delivered"].(float64) <= 0 {
 		t.Fatalf("result %s", stdout.String())
 	}
 	if stderr.Len() != 0 {

@@ -1,0 +1,649 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/cputime"
+)
+
+// The relay is a yardstick for the machine, not a model of Switchboard:
+// the pairs workload's shape of load (users in pairs, a closed loop of
+// Window sends in flight per user, every message delivered to the peer
+// and acknowledged to the sender) over a plain TCP server in this process
+// that does none of Switchboard's work: no storage, no WebSocket, no JSON.
+// Machines differ by 2x in speed; its figure, taken beside a bench run,
+// says how much of a difference between two runs is the machine.
+//
+// Frames, both ways: a 4-byte big-endian payload length, then the
+// payload, whose first byte is its kind. A client's first frame is a
+// hello naming its user index (4 bytes, big endian); users 2k and 2k+1
+// are a pair. Then it sends; each send comes back as an ack to the sender
+// and goes, unchanged but for its kind, to the peer as a deliver. A send's
+// body is the user's sequence number and the send time (8 bytes each, big
+// endian; nanoseconds since the run's epoch), padded to BodySize.
+const (
+	frameHello   = 'h'
+	frameSend    = 's'
+	frameDeliver = 'd'
+	frameAck     = 'a'
+)
+
+const (
+	maxRelayFrame = 1 + 4096         // a kind and the largest body
+	relayBufSize  = 8 << 10          // holds the largest frame, so a frame is read in place
+	relayDrain    = 10 * time.Second // for the last sends' acks and deliveries, before they count as missing
+)
+
+// RelayConfig describes a relay run. Zero values mean the defaults named on
+// each field.
+type RelayConfig struct {
+	// Users is how many users take part, in pairs: it must be even. Zero: 200.
+	Users int
+	// Window is the sends in flight per user. Zero: 16.
+	Window int
+	// Duration is the measured time; Warmup runs the same load before it,
+	// unmeasured. Zero: 10s and 2s; a negative Warmup means none.
+	Duration time.Duration
+	Warmup   time.Duration
+	// BodySize is the length of each message body in bytes, as in Config.
+	// Zero: 64.
+	BodySize int
+
+	// Progress, Terminal and ProgressInterval: as in Config.
+	Progress         io.Writer
+	Terminal         bool
+	ProgressInterval time.Duration
+}
+
+func (c *RelayConfig) setDefaults() error {
+	if c.Users == 0 {
+		c.Users = 200
+	}
+	if c.Window == 0 {
+		c.Window = 16
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 2 * time.Second
+	}
+	if c.Warmup < 0 {
+		c.Warmup = 0
+	}
+	if c.BodySize == 0 {
+		c.BodySize = 64
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 5 * time.Second
+		if c.Terminal {
+			c.ProgressInterval = time.Second
+		}
+	}
+	if c.Users < 2 || c.Users%2 != 0 {
+		return fmt.Errorf("bench: relay: %d users do not make whole pairs", c.Users)
+	}
+	if c.Window < 1 {
+		return fmt.Errorf("bench: relay: window %d: must be at least 1", c.Window)
+	}
+	if c.Duration < 0 {
+		return errors.New("bench: relay: duration must be positive")
+	}
+	if c.BodySize < minBody || c.BodySize > 4096 {
+		return fmt.Errorf("bench: relay: body size %d: must be between %d and 4096 bytes", c.BodySize, minBody)
+	}
+	return nil
+}
+
+// RelayResult is what a relay run measured: sent, delivered and the
+// latencies cover the measured window, as in Result; out_of_order covers
+// the whole run.
+type RelayResult struct {
+	Workload        string  `json:"workload"` // "relay"
+	Users           int     `json:"users"`
+	Window          int     `json:"window"`
+	BodySize        int     `json:"body_size"`
+	DurationS       float64 `json:"duration_s"`
+	WarmupS         float64 `json:"warmup_s"`
+	Sent            int64   `json:"sent"`
+	Delivered       int64   `json:"delivered"`
+	DeliveredPerSec float64 `json:"delivered_per_sec"`
+	// From the send (the frame going into the sender's buffer) to the
+	// peer's reader taking the deliver off the wire.
+	P50Ms  float64 `json:"p50_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	P999Ms float64 `json:"p999_ms"`
+	MaxMs  float64 `json:"max_ms"`
+	// OutOfOrder counts deliveries whose sequence number is not the one
+	// after the last: reordered, or after a gap. TCP allows none.
+	OutOfOrder int64 `json:"out_of_order"`
+	// CPU time of this process, relay and load generator together, over
+	// the measured window: as in Result.
+	CPUCores         float64    `json:"cpu_cores"`
+	CPUPerDeliveryUs float64    `json:"cpu_us_per_delivery"`
+	NumCPU           int        `json:"num_cpu"`
+	GoMaxProcs       int        `json:"gomaxprocs"`
+	LoadAvg          [3]float64 `json:"load_avg"`
+	LoadBefore       float64    `json:"load_avg_1m_before"`
+}
+
+// Relay starts a plain TCP relay on 127.0.0.1 in this process, runs the
+// pairs workload through it and returns what it measured. It returns an
+// error when ctx ends, a connection fails, or the messages sent are not
+// all acknowledged and delivered within 10s of the end.
+func Relay(ctx context.Context, cfg RelayConfig) (*RelayResult, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	loadBefore := loadAvg()[0]
+	srv, err := startRelay(cfg.Users)
+	if err != nil {
+		return nil, err
+	}
+	r := &relayRun{cfg: cfg, lat: newShardedHist(), pad: make([]byte, cfg.BodySize-16)}
+	for i := range r.pad {
+		r.pad[i] = 'x'
+	}
+	for _, c := range []*counter{&r.sent, &r.sentWin, &r.acked, &r.delivered, &r.deliveredWn} {
+		*c = newCounter(cfg.Users)
+	}
+	p := newProgress(cfg.Progress, cfg.Terminal)
+	p.note(fmt.Sprintf("relaying %d users through a plain TCP relay on %s (no storage)", cfg.Users, srv.ln.Addr()))
+
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	var senders, receivers sync.WaitGroup
+	// Closing the clients' ends ends their goroutines and, with EOF, the
+	// relay's; the relay then closes whatever is left.
+	defer func() {
+		stopSending()
+		r.stopping.Store(true)
+		for _, u := range r.users {
+			u.c.Close()
+		}
+		senders.Wait()
+		receivers.Wait()
+		srv.close()
+	}()
+
+	var d net.Dialer
+	for i := range cfg.Users {
+		c, err := d.DialContext(ctx, "tcp", srv.ln.Addr().String())
+		if err != nil {
+			return nil, fmt.Errorf("bench: relay: connect: %w", err)
+		}
+		u := &relayUser{idx: i, c: c, free: make(chan struct{}, cfg.Window)}
+		r.users = append(r.users, u)
+		for range cfg.Window {
+			u.free <- struct{}{}
+		}
+		hello := binary.BigEndian.AppendUint32([]byte{0, 0, 0, 5, frameHello}, uint32(i))
+		if _, err := c.Write(hello); err != nil {
+			return nil, fmt.Errorf("bench: relay: hello: %w", err)
+		}
+	}
+	// Sending starts once the relay knows every pair, so that no send
+	// waits for its peer to connect.
+	readyBy := time.NewTimer(10 * time.Second)
+	defer readyBy.Stop()
+	select {
+	case <-srv.ready:
+	case <-readyBy.C:
+		return nil, errors.New("bench: relay: connections not all taken within 10s")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+
+	r.epoch = time.Now()
+	r.warmNs = int64(cfg.Warmup)
+	r.endNs = int64(cfg.Warmup + cfg.Duration)
+	for _, u := range r.users {
+		receivers.Go(func() { r.receive(u) })
+		senders.Go(func() { r.send(sendCtx, u) })
+	}
+	progressDone := make(chan struct{})
+	var progressWG sync.WaitGroup
+	defer progressWG.Wait()
+	defer close(progressDone)
+	progressWG.Go(func() { r.showProgress(p, progressDone) })
+
+	if !r.sleepUntil(ctx, r.warmNs) {
+		return nil, ctx.Err()
+	}
+	cpuStart := cputime.Self()
+	if !r.sleepUntil(ctx, r.endNs) {
+		return nil, ctx.Err()
+	}
+	cpuEnd := cputime.Self()
+	stopSending()
+	senders.Wait()
+
+	// Wait for the answers and deliveries of the last sends, so that the
+	// latencies of the window's last messages are in, and none is missing.
+	drainBy := time.Now().Add(relayDrain)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		sent := r.sent.load()
+		if r.acked.load() == sent && r.delivered.load() == sent {
+			break
+		}
+		if err := r.err(); err != nil {
+			return nil, err
+		}
+		if time.Now().After(drainBy) {
+			return nil, fmt.Errorf("bench: relay: of %d messages sent, %d acknowledged and %d delivered after %v",
+				sent, r.acked.load(), r.delivered.load(), relayDrain)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+	// The receivers flush their last latencies as they end.
+	r.stopping.Store(true)
+	for _, u := range r.users {
+		u.c.Close()
+	}
+	receivers.Wait()
+
+	res := &RelayResult{
+		Workload:        "relay",
+		Users:           cfg.Users,
+		Window:          cfg.Window,
+		BodySize:        cfg.BodySize,
+		DurationS:       cfg.Duration.Seconds(),
+		WarmupS:         cfg.Warmup.Seconds(),
+		Sent:            r.sentWin.load(),
+		Delivered:       r.deliveredWn.load(),
+		DeliveredPerSec: float64(r.deliveredWn.load()) / cfg.Duration.Seconds(),
+		OutOfOrder:      r.outOfOrder.Load(),
+		CPUCores:        (cpuEnd - cpuStart).Seconds() / cfg.Duration.Seconds(),
+		NumCPU:          runtime.NumCPU(),
+		GoMaxProcs:      runtime.GOMAXPROCS(0),
+		LoadAvg:         loadAvg(),
+		LoadBefore:      loadBefore,
+	}
+	if res.Delivered > 0 {
+		res.CPUPerDeliveryUs = (cpuEnd - cpuStart).Seconds() * 1e6 / float64(res.Delivered)
+	}
+	h := r.lat.merged()
+	res.P50Ms, res.P99Ms, res.P999Ms = ms(h, 50), ms(h, 99), ms(h, 99.9)
+	res.MaxMs = float64(h.Max()) / 1000
+	return res, nil
+}
+
+// relayRun is the load generator's shared state.
+type relayRun struct {
+	cfg    RelayConfig
+	users  []*relayUser
+	pad    []byte    // a body's padding, read only
+	epoch  time.Time // sending starts; send times are nanoseconds since
+	warmNs int64     // the measured window: [warmNs, endNs) since epoch
+	endNs  int64
+
+	sent        counter // every send
+	sentWin     counter // of which sent in the measured window
+	acked       counter
+	delivered   counter
+	deliveredWn counter // of which delivered in the measured window
+	outOfOrder  atomic.Int64
+	lat         *shardedHist
+
+	stopping atomic.Bool // connections are being closed: their errors are ours
+	firstErr atomic.Pointer[error]
+}
+
+// relayUser is one user's connection. Its sender owns the writing side,
+// its receiver the reading side.
+type relayUser struct {
+	idx  int
+	c    net.Conn
+	free chan struct{} // a token per free window slot
+}
+
+func (r *relayRun) now() int64 { return int64(time.Since(r.epoch)) }
+
+func (r *relayRun) fail(err error) {
+	if !r.stopping.Load() {
+		r.firstErr.CompareAndSwap(nil, &err)
+	}
+}
+
+func (r *relayRun) err() error {
+	if p := r.firstErr.Load(); p != nil {
+		return fmt.Errorf("bench: relay: %w", *p)
+	}
+	return nil
+}
+
+// sleepUntil waits until ns after the epoch; false when ctx ends first.
+func (r *relayRun) sleepUntil(ctx context.Context, ns int64) bool {
+	t := time.NewTimer(time.Until(r.epoch.Add(time.Duration(ns))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// send keeps Window sends in flight until the end of the measured window
+// or ctx: it buffers sends while slots are free and writes them out when
+// none is, so that a batch goes out per wait, as the Go client's do.
+func (r *relayRun) send(ctx context.Context, u *relayUser) {
+	w := bufio.NewWriterSize(u.c, relayBufSize)
+	defer func() {
+		if err := w.Flush(); err != nil {
+			r.fail(fmt.Errorf("user %d: send: %w", u.idx, err))
+		}
+	}()
+	for seq := uint64(0); ; seq++ {
+		select {
+		case <-u.free:
+		default:
+			if err := w.Flush(); err != nil {
+				return
+			}
+			select {
+			case <-u.free:
+			case <-ctx.Done():
+				return
+			}
+		}
+		now := r.now()
+		if now >= r.endNs {
+			return
+		}
+		b := w.AvailableBuffer()
+		b = binary.BigEndian.AppendUint32(b, uint32(1+r.cfg.BodySize))
+		b = append(b, frameSend)
+		b = binary.BigEndian.AppendUint64(b, seq)
+		b = binary.BigEndian.AppendUint64(b, uint64(now))
+		b = append(b, r.pad...)
+		w.Write(b) // an error sticks, for the next Flush
+		r.sent.add(u.idx, 1)
+		if now >= r.warmNs {
+			r.sentWin.add(u.idx, 1)
+		}
+	}
+}
+
+// receive reads the user's connection until it closes: an ack frees a
+// window slot; a deliver is counted, timed when it was sent in the
+// measured window, and checked to follow the peer's previous one.
+func (r *relayRun) receive(u *relayUser) {
+	fr := frameReader{br: bufio.NewReaderSize(u.c, relayBufSize)}
+	h := make([]int64, 0, 64)
+	defer func() { r.lat.record(u.idx, h) }()
+	var next uint64 // the peer's next sequence number
+	for {
+		p, err := fr.next()
+		if err != nil {
+			r.fail(fmt.Errorf("user %d: receive: %w", u.idx, err))
+			return
+		}
+		switch {
+		case p[0] == frameAck && len(p) == 1:
+			r.acked.add(u.idx, 1)
+			select {
+			case u.free <- struct{}{}:
+			default:
+				r.fail(fmt.Errorf("user %d: an ack beyond the window", u.idx))
+				return
+			}
+		case p[0] == frameDeliver && len(p) == 1+r.cfg.BodySize:
+			now := r.now()
+			seq := binary.BigEndian.Uint64(p[1:])
+			at := int64(binary.BigEndian.Uint64(p[9:]))
+			if seq != next {
+				r.outOfOrder.Add(1)
+			}
+			next = seq + 1
+			r.delivered.add(u.idx, 1)
+			if now >= r.warmNs && now < r.endNs {
+				r.deliveredWn.add(u.idx, 1)
+			}
+			if at >= r.warmNs && at < r.endNs {
+				if h = append(h, now-at); len(h) == cap(h) {
+					r.lat.record(u.idx, h)
+					h = h[:0]
+				}
+			}
+		default:
+			r.fail(fmt.Errorf("user %d: unexpected frame %q of %d bytes", u.idx, p[0], len(p)))
+			return
+		}
+	}
+}
+
+// showProgress writes the progress line until done is closed.
+func (r *relayRun) showProgress(p *progress, done <-chan struct{}) {
+	t := time.NewTicker(r.cfg.ProgressInterval)
+	defer t.Stop()
+	lastAt, lastSent, lastDel := time.Now(), int64(0), int64(0)
+	for {
+		select {
+		case <-done:
+			p.end()
+			return
+		case <-t.C:
+		}
+		now, at := r.now(), time.Now()
+		sent, del := r.sent.load(), r.delivered.load()
+		secs := at.Sub(lastAt).Seconds()
+		phase := "measure"
+		switch {
+		case now < r.warmNs:
+			phase = "warmup"
+		case now >= r.endNs:
+			phase = "drain"
+		}
+		p99 := int64(-1)
+		if h := r.lat.merged(); h.TotalCount() > 0 {
+			p99 = h.ValueAtQuantile(99)
+		}
+		p.update(phase, min(float64(now)/float64(r.endNs), 1), time.Duration(now), time.Duration(r.endNs),
+			float64(sent-lastSent)/secs, float64(del-lastDel)/secs, p99, r.outOfOrder.Load())
+		lastAt, lastSent, lastDel = at, sent, del
+	}
+}
+
+// relayServer is the relay: a reading goroutine per connection that
+// writes each send to the peer's buffered writer and an ack to its own,
+// and flushes both once it has read all it has been sent, so that writes
+// are batched per read.
+type relayServer struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	ready chan struct{} // closed once every user has said hello
+	done  chan struct{} // closed by close
+
+	mu     sync.Mutex // guards the 4 following fields
+	conns  []net.Conn // every connection accepted, to close
+	byUser []*relayConn
+	joined int
+	closed bool
+}
+
+// relayConn is the relay's side of a connection; any connection's reader
+// may write to it.
+type relayConn struct {
+	c  net.Conn
+	mu sync.Mutex // guards w
+	w  *bufio.Writer
+}
+
+func startRelay(users int) (*relayServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: relay: %w", err)
+	}
+	s := &relayServer{ln: ln, ready: make(chan struct{}), done: make(chan struct{}), byUser: make([]*relayConn, users)}
+	s.wg.Go(s.accept)
+	return s, nil
+}
+
+func (s *relayServer) accept() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns = append(s.conns, c)
+		s.wg.Go(func() { s.serve(&relayConn{c: c, w: bufio.NewWriterSize(c, relayBufSize)}) })
+		s.mu.Unlock()
+	}
+}
+
+// close stops the relay and waits for its goroutines.
+func (s *relayServer) close() {
+	s.mu.Lock()
+	s.closed = true
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	close(s.done)
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// join records a user's connection; false when the index is out of range
+// or taken.
+func (s *relayServer) join(idx int, rc *relayConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idx < 0 || idx >= len(s.byUser) || s.byUser[idx] != nil {
+		return false
+	}
+	s.byUser[idx] = rc
+	if s.joined++; s.joined == len(s.byUser) {
+		close(s.ready)
+	}
+	return true
+}
+
+// serve relays one connection's sends until it closes or breaks the
+// protocol.
+func (s *relayServer) serve(rc *relayConn) {
+	defer rc.c.Close()
+	fr := frameReader{br: bufio.NewReaderSize(rc.c, relayBufSize)}
+	p, err := fr.next()
+	if err != nil || len(p) != 5 || p[0] != frameHello {
+		return
+	}
+	idx := int(binary.BigEndian.Uint32(p[1:]))
+	if !s.join(idx, rc) {
+		return
+	}
+	// Once all have joined, byUser no longer changes.
+	select {
+	case <-s.ready:
+	case <-s.done:
+		return
+	}
+	peer := s.byUser[idx^1]
+	for {
+		p, err := fr.next()
+		if err != nil || p[0] != frameSend {
+			return
+		}
+		peer.mu.Lock()
+		appendFrame(peer.w, frameDeliver, p[1:])
+		peer.mu.Unlock()
+		rc.mu.Lock()
+		appendFrame(rc.w, frameAck, nil)
+		rc.mu.Unlock()
+		if !fr.more() {
+			peer.flush()
+			rc.flush()
+		}
+	}
+}
+
+// flush writes out what is buffered. A write error sticks in the writer;
+// the client whose connection it is sees it as its own.
+func (rc *relayConn) flush() {
+	rc.mu.Lock()
+	rc.w.Flush()
+	rc.mu.Unlock()
+}
+
+// appendFrame buffers a frame, building it in the writer's own buffer.
+func appendFrame(w *bufio.Writer, kind byte, body []byte) {
+	b := w.AvailableBuffer()
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(body)))
+	b = append(b, kind)
+	b = append(b, body...)
+	w.Write(b)
+}
+
+// frameReader reads frames in place from its bufio.Reader, whose buffer
+// holds the largest frame: a payload is valid until the next call.
+type frameReader struct {
+	br   *bufio.Reader
+	last int // the last frame's length, still in the buffer
+}
+
+// next returns the next frame's payload, at least one byte long.
+func (f *frameReader) next() ([]byte, error) {
+	f.br.Discard(f.last) // cannot fail: those bytes were peeked
+	f.last = 0
+	h, err := f.br.Peek(4)
+	if err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(h))
+	if n < 1 || n > maxRelayFrame {
+		return nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	b, err := f.br.Peek(4 + n)
+	if err != nil {
+		return nil, err
+	}
+	f.last = 4 + n
+	return b[4:], nil
+}
+
+// more reports whether bytes beyond the last frame have been read, so
+// that flushing can wait for the frames they begin.
+func (f *frameReader) more() bool { return f.br.Buffered() > f.last }
+
+// WriteTable prints a relay run's result for people.
+func (r *RelayResult) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
+	row("workload", "relay (%d users in %d pairs, through a plain TCP relay in this process: no storage, no WebSocket, no JSON)", r.Users, r.Users/2)
+	row("load", "closed loop, %d in flight per user, %d-byte bodies", r.Window, r.BodySize)
+	row("measured", "%.1f s after %.1f s of warmup", r.DurationS, r.WarmupS)
+	row("sent", "%s", thousands(r.Sent))
+	row("delivered", "%s\t%s/s", thousands(r.Delivered), thousands(int64(r.DeliveredPerSec)))
+	row("latency", "p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms", r.P50Ms, r.P99Ms, r.P999Ms, r.MaxMs)
+	row("out of order", "%d", r.OutOfOrder)
+	row("cpu", "%.2f cores of %d busy in this process (GOMAXPROCS %d), %.1f µs per delivery", r.CPUCores, r.NumCPU, r.GoMaxProcs, r.CPUPerDeliveryUs)
+	row("load average", "%.2f before, %.2f %.2f %.2f after", r.LoadBefore, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
+	return tw.Flush()
+}

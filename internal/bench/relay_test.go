@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRelay(t *testing.T) {
+	base := runtime.NumGoroutine()
+	var progress bytes.Buffer
+	r, err := Relay(t.Context(), RelayConfig{
+		Users: 20, Window: 4, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		Progress: &progress, ProgressInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Workload != "relay" || r.Users != 20 || r.Window != 4 || r.BodySize != 64 || r.DurationS != 0.3 || r.WarmupS != 0.1 {
+		t.Fatalf("shape: %+v", r)
+	}
+	if r.Sent <= 0 || r.Delivered <= 0 || r.DeliveredPerSec != float64(r.Delivered)/r.DurationS {
+		t.Fatalf("measured: sent %d, delivered %d (%v/s)", r.Sent, r.Delivered, r.DeliveredPerSec)
+	}
+	if r.OutOfOrder != 0 {
+		t.Fatalf("%d out of order", r.OutOfOrder)
+	}
+	if !(0 < r.P50Ms && r.P50Ms <= r.P99Ms && r.P99Ms <= r.P999Ms && r.P999Ms <= r.MaxMs) {
+		t.Fatalf("latency p50 %v p99 %v p99.9 %v max %v", r.P50Ms, r.P99Ms, r.P999Ms, r.MaxMs)
+	}
+	if r.CPUCores <= 0 || r.CPUPerDeliveryUs <= 0 || r.NumCPU < 1 || r.GoMaxProcs < 1 {
+		t.Fatalf("cpu: %v cores, %v µs per delivery, %d CPUs, GOMAXPROCS %d", r.CPUCores, r.CPUPerDeliveryUs, r.NumCPU, r.GoMaxProcs)
+	}
+	if !strings.Contains(progress.String(), "bench: measure") {
+		t.Fatalf("no progress line in %q", progress.String())
+	}
+
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"relay (20 users in 10 pairs", "closed loop, 4 in flight", "delivered", "p99", "out of order"} {
+		if !strings.Contains(table.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"workload", "users", "window", "body_size", "duration_s", "warmup_s", "sent", "delivered",
+		"delivered_per_sec", "p50_ms", "p99_ms", "p999_ms", "max_ms", "out_of_order", "cpu_cores", "cpu_us_per_delivery",
+		"num_cpu", "gomaxprocs", "load_avg", "load_avg_1m_before"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q: %s", k, b)
+		}
+	}
+
+	// The relay, its connections and both sides' goroutines are gone.
+	for deadline := time.Now().Add(time.Second); runtime.NumGoroutine() > base; {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRelayConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  RelayConfig
+		want string
+	}{
+		{RelayConfig{Users: 3}, "whole pairs"},
+		{RelayConfig{Users: -2}, "whole pairs"},
+		{RelayConfig{Window: -1}, "window"},
+		{RelayConfig{Duration: -time.Second}, "duration"},
+		{RelayConfig{BodySize: 5}, "body size"},
+		{RelayConfig{BodySize: 5000}, "body size"},
+	} {
+		_, err := Relay(t.Context(), tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one mentioning %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// TestRelayReceiveChecks feeds a receiver frames a correct relay never
+// sends: deliveries out of order and after a gap, and an ack beyond the
+// window.
+func TestRelayReceiveChecks(t *testing.T) {
+	const bodySize = minBody
+	r := &relayRun{cfg: RelayConfig{BodySize: bodySize, Window: 1}, lat: newShardedHist(), epoch: time.Now(), endNs: int64(time.Hour)}
+	for _, c := range []*counter{&r.sent, &r.sentWin, &r.acked, &r.delivered, &r.deliveredWn} {
+		*c = newCounter(1)
+	}
+	relayEnd, userEnd := net.Pipe()
+	defer relayEnd.Close()
+	defer userEnd.Close()
+	u := &relayUser{idx: 0, c: userEnd, free: make(chan struct{}, 1)} // one send in flight
+	var wg sync.WaitGroup
+	wg.Go(func() { r.receive(u) })
+
+	var frames []byte
+	for _, seq := range []uint64{0, 1, 3, 4, 2} { // 3 after a gap, 2 late
+		body := binary.BigEndian.AppendUint64(nil, seq)
+		body = binary.BigEndian.AppendUint64(body, 0)
+		body = append(body, make([]byte, bodySize-len(body))...)
+		frames = binary.BigEndian.AppendUint32(frames, uint32(1+len(body)))
+		frames = append(append(frames, frameDeliver), body...)
+	}
+	frames = append(frames, 0, 0, 0, 1, frameAck, 0, 0, 0, 1, frameAck)
+	if _, err := relayEnd.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	if got := r.outOfOrder.Load(); got != 2 {
+		t.Errorf("%d out of order, want 2", got)
+	}
+	if got := r.delivered.load(); got != 5 {
+		t.Errorf("%d delivered, want 5", got)
+	}
+	if err := r.err(); err == nil || !strings.Contains(err.Error(), "ack beyond the window") {
+		t.Errorf("error %v, want an ack beyond the window", err)
+	}
+}
+
+// TestRelayCancel ends a run early through its context: it returns at
+// once, leaving nothing behind.
+func TestRelayCancel(t *testing.T) {
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Relay(ctx, RelayConfig{Users: 10, Window: 2, Duration: time.Minute})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("error %v after %v, want the context's soon", err, time.Since(start))
+	}
+	for deadline := time.Now().Add(time.Second); runtime.NumGoroutine() > base; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
