@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -48,6 +49,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		relay      bool
 		cpuProfile string
 		memProfile string
+		traceFile  string
 	)
 	fs.StringVar(&cfg.Server, "server", "", "base `URL` of a running server (http://host:port); empty: start one")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "the server's admin `token` (env SWITCHBOARD_ADMIN_TOKEN)")
@@ -70,6 +72,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (with no --server, the server's too)")
 	fs.StringVar(&memProfile, "memprofile", "", "write this process's allocation profile to `file` at the end")
+	fs.StringVar(&traceFile, "trace", "", "write this process's execution trace to `file` (go tool trace; large: keep the run short)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -112,6 +115,19 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 			return exitError
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "switchboard bench:", err)
+			return exitError
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(stderr, "switchboard bench:", err)
+			return exitError
+		}
+		defer trace.Stop()
 	}
 	if memProfile != "" {
 		defer func() {
