@@ -214,6 +214,13 @@ func testScrape(t *testing.T, st string) {
 	if st == "pebble" && after["switchboard_store_queue_depth"] == nil {
 		t.Errorf("switchboard_store_queue_depth missing over pebble")
 	}
+	// The engine's own figures, over the server's socket like the rest.
+	if m := find(after, "switchboard_pebble_wal_fsync_duration_seconds", nil); st == "pebble" && (m == nil || m.GetHistogram().GetSampleCount() < 1) {
+		t.Errorf("switchboard_pebble_wal_fsync_duration_seconds over pebble: %v, want synced writes counted", m)
+	}
+	if st != "pebble" && after["switchboard_pebble_wal_fsync_duration_seconds"] != nil {
+		t.Errorf("switchboard_pebble_* over the %s store", st)
+	}
 }
 
 func keys(m map[string]*dto.MetricFamily) []string {

@@ -55,10 +55,15 @@ var (
 // queueDepther is implemented by stores with a write queue (pebblestore).
 type queueDepther interface{ QueueDepth() int }
 
+// engineCollector is implemented by stores with figures of their own
+// engine (pebblestore: WAL syncs, flushes, compactions, write stalls).
+type engineCollector interface{ Collector() prometheus.Collector }
+
 // Store returns st measured: switchboard_store_duration_seconds{op},
 // switchboard_store_errors_total{op}, switchboard_messages_sent_total{app}
 // for each message stored, and, when st keeps a write queue,
-// switchboard_store_queue_depth. Call it once per Metrics.
+// switchboard_store_queue_depth, and its engine's own metrics when it has
+// them (switchboard_pebble_*). Call it once per Metrics.
 func (m *Metrics) Store(st store.Store) store.Store {
 	ms := &measuredStore{st: st, m: m, time: make(map[string]prometheus.Observer), errs: make(map[string]prometheus.Counter)}
 	for _, op := range storeOps {
@@ -67,6 +72,9 @@ func (m *Metrics) Store(st store.Store) store.Store {
 	}
 	if q, ok := st.(queueDepther); ok {
 		m.Gauge("switchboard_store_queue_depth", "Writes waiting for the store's writer.", func() float64 { return float64(q.QueueDepth()) })
+	}
+	if e, ok := st.(engineCollector); ok {
+		m.reg.MustRegister(e.Collector())
 	}
 	if b, ok := st.(store.BatchAppender); ok {
 		return &measuredBatchStore{ms, b}

@@ -53,7 +53,8 @@ type Store struct {
 	// writer when it has stopped.
 	quit, stopped chan struct{}
 
-	gate *durableGate
+	gate   *durableGate
+	stalls *stalls // Pebble's write stalls, for the metrics (stats.go)
 	// bg counts the goroutine that reads the idempotency records held at
 	// open into filters (scanOpened); Close waits for it.
 	bg sync.WaitGroup
@@ -120,7 +121,9 @@ func Open(dir string, opts *Options) (*Store, error) {
 	popts.Comparer = &cmp
 	popts.TablePropertyCollectors = idemCollectors
 	flushed := &flushWatch{}
-	popts.EventListener = &pebble.EventListener{FlushEnd: flushed.flushEnd}
+	stalled := &stalls{}
+	popts.EventListener = &pebble.EventListener{FlushEnd: flushed.flushEnd,
+		WriteStallBegin: stalled.begin, WriteStallEnd: stalled.end}
 	for i := range popts.Levels {
 		// Most point reads look for what is not there (a new client id,
 		// a block that was never made): bloom filters answer those
@@ -140,6 +143,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("pebblestore: open %s: flush: %w", dir, err)
 	}
 	s := &Store{
+		stalls:  stalled,
 		db:      db,
 		reqs:    make(chan *request, o.MaxBatch),
 		quit:    make(chan struct{}),
