@@ -103,31 +103,27 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		idle.Terminal = cfg.Terminal
 	}
 
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
+	// The CPU profile and the trace run from here to the end.
+	for _, rec := range []struct {
+		path  string
+		start func(io.Writer) error
+		stop  func()
+	}{{cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile}, {traceFile, trace.Start, trace.Stop}} {
+		if rec.path == "" {
+			continue
+		}
+		f, err := os.Create(rec.path)
+		if err == nil {
+			if err = rec.start(f); err != nil {
+				f.Close()
+			}
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, "switchboard bench:", err)
 			return exitError
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "switchboard bench:", err)
-			return exitError
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if traceFile != "" {
-		f, err := os.Create(traceFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "switchboard bench:", err)
-			return exitError
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			fmt.Fprintln(stderr, "switchboard bench:", err)
-			return exitError
-		}
-		defer trace.Stop()
+		defer rec.stop()
 	}
 	if memProfile != "" {
 		defer func() {
@@ -164,10 +160,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if relay {
 		var r *loadgen.RelayResult
-		r, err = loadgen.Relay(ctx, loadgen.RelayConfig{
-			Users: cfg.Users, Window: cfg.Window, Duration: cfg.Duration, Warmup: cfg.Warmup, BodySize: cfg.BodySize,
-			Progress: cfg.Progress, Terminal: cfg.Terminal,
-		})
+		r, err = loadgen.Relay(ctx, cfg)
 		if r != nil {
 			clean = r.OutOfOrder == 0
 		}
@@ -218,7 +211,7 @@ func notForRelay(fs *flag.FlagSet) []string {
 	var bad []string
 	fs.Visit(func(f *flag.Flag) {
 		switch v := f.Value.String(); f.Name {
-		case "relay", "users", "window", "duration", "warmup", "body-size", "json", "quiet", "cpuprofile", "memprofile":
+		case "relay", "users", "window", "duration", "warmup", "body-size", "json", "quiet", "cpuprofile", "memprofile", "trace":
 		case "workload":
 			if v != loadgen.Pairs {
 				bad = append(bad, "--workload "+v)

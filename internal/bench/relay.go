@@ -45,67 +45,6 @@ const (
 	relayDrain    = 10 * time.Second // for the last sends' acks and deliveries, before they count as missing
 )
 
-// RelayConfig describes a relay run. Zero values mean the defaults named on
-// each field.
-type RelayConfig struct {
-	// Users is how many users take part, in pairs: it must be even. Zero: 200.
-	Users int
-	// Window is the sends in flight per user. Zero: 16.
-	Window int
-	// Duration is the measured time; Warmup runs the same load before it,
-	// unmeasured. Zero: 10s and 2s; a negative Warmup means none.
-	Duration time.Duration
-	Warmup   time.Duration
-	// BodySize is the length of each message body in bytes, as in Config.
-	// Zero: 64.
-	BodySize int
-
-	// Progress, Terminal and ProgressInterval: as in Config.
-	Progress         io.Writer
-	Terminal         bool
-	ProgressInterval time.Duration
-}
-
-func (c *RelayConfig) setDefaults() error {
-	if c.Users == 0 {
-		c.Users = 200
-	}
-	if c.Window == 0 {
-		c.Window = 16
-	}
-	if c.Duration == 0 {
-		c.Duration = 10 * time.Second
-	}
-	if c.Warmup == 0 {
-		c.Warmup = 2 * time.Second
-	}
-	if c.Warmup < 0 {
-		c.Warmup = 0
-	}
-	if c.BodySize == 0 {
-		c.BodySize = 64
-	}
-	if c.ProgressInterval <= 0 {
-		c.ProgressInterval = 5 * time.Second
-		if c.Terminal {
-			c.ProgressInterval = time.Second
-		}
-	}
-	if c.Users < 2 || c.Users%2 != 0 {
-		return fmt.Errorf("bench: relay: %d users do not make whole pairs", c.Users)
-	}
-	if c.Window < 1 {
-		return fmt.Errorf("bench: relay: window %d: must be at least 1", c.Window)
-	}
-	if c.Duration < 0 {
-		return errors.New("bench: relay: duration must be positive")
-	}
-	if c.BodySize < minBody || c.BodySize > 4096 {
-		return fmt.Errorf("bench: relay: body size %d: must be between %d and 4096 bytes", c.BodySize, minBody)
-	}
-	return nil
-}
-
 // RelayResult is what a relay run measured: sent, delivered and the
 // latencies cover the measured window, as in Result; out_of_order covers
 // the whole run.
@@ -139,12 +78,23 @@ type RelayResult struct {
 }
 
 // Relay starts a plain TCP relay on 127.0.0.1 in this process, runs the
-// pairs workload through it and returns what it measured. It returns an
-// error when ctx ends, a connection fails, or the messages sent are not
-// all acknowledged and delivered within 10s of the end.
-func Relay(ctx context.Context, cfg RelayConfig) (*RelayResult, error) {
+// pairs workload through it and returns what it measured. Of cfg it uses
+// Users, Window, Duration, Warmup, BodySize and the progress fields, with
+// Run's defaults; it refuses what only a server run has (Server, Rate,
+// groups, the memory store, a child server). It returns an error when ctx
+// ends, a connection fails, or the messages sent are not all acknowledged
+// and delivered within 10s of the end.
+func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
+	}
+	switch {
+	case cfg.Workload != Pairs:
+		return nil, errors.New("bench: the relay runs the pairs workload only")
+	case cfg.Rate != 0:
+		return nil, errors.New("bench: the relay runs a closed loop only (no rate)")
+	case cfg.Server != "" || len(cfg.ServerCommand) > 0 || cfg.Store != "pebble":
+		return nil, errors.New("bench: the relay is its own server: no server, server process or store")
 	}
 	loadBefore := loadAvg()[0]
 	srv, err := startRelay(cfg.Users)
@@ -290,7 +240,7 @@ func Relay(ctx context.Context, cfg RelayConfig) (*RelayResult, error) {
 
 // relayRun is the load generator's shared state.
 type relayRun struct {
-	cfg    RelayConfig
+	cfg    Config
 	users  []*relayUser
 	pad    []byte    // a body's padding, read only
 	epoch  time.Time // sending starts; send times are nanoseconds since

@@ -17,7 +17,7 @@ import (
 func TestRelay(t *testing.T) {
 	base := runtime.NumGoroutine()
 	var progress bytes.Buffer
-	r, err := Relay(t.Context(), RelayConfig{
+	r, err := Relay(t.Context(), Config{
 		Users: 20, Window: 4, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		Progress: &progress, ProgressInterval: 100 * time.Millisecond,
 	})
@@ -78,17 +78,21 @@ func TestRelay(t *testing.T) {
 	}
 }
 
-func TestRelayConfigErrors(t *testing.T) {
+func TestRelayRefusesBadConfigs(t *testing.T) {
 	for _, tc := range []struct {
-		cfg  RelayConfig
+		cfg  Config
 		want string
 	}{
-		{RelayConfig{Users: 3}, "whole pairs"},
-		{RelayConfig{Users: -2}, "whole pairs"},
-		{RelayConfig{Window: -1}, "window"},
-		{RelayConfig{Duration: -time.Second}, "duration"},
-		{RelayConfig{BodySize: 5}, "body size"},
-		{RelayConfig{BodySize: 5000}, "body size"},
+		{Config{Users: 3}, "whole pairs"},
+		{Config{Users: -2}, "whole pairs"},
+		{Config{Window: -1}, "window"},
+		{Config{Duration: -time.Second}, "duration"},
+		{Config{BodySize: 5}, "body size"},
+		{Config{BodySize: 5000}, "body size"},
+		{Config{Workload: Groups}, "pairs workload only"},
+		{Config{Rate: 100}, "closed loop only"},
+		{Config{Store: "memory"}, "its own server"},
+		{Config{Server: "http://127.0.0.1:1", AdminToken: "t"}, "its own server"},
 	} {
 		_, err := Relay(t.Context(), tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -102,7 +106,7 @@ func TestRelayConfigErrors(t *testing.T) {
 // window.
 func TestRelayReceiveChecks(t *testing.T) {
 	const bodySize = minBody
-	r := &relayRun{cfg: RelayConfig{BodySize: bodySize, Window: 1}, lat: newShardedHist(), epoch: time.Now(), endNs: int64(time.Hour)}
+	r := &relayRun{cfg: Config{BodySize: bodySize, Window: 1}, lat: newShardedHist(), epoch: time.Now(), endNs: int64(time.Hour)}
 	for _, c := range []*counter{&r.sent, &r.sentWin, &r.acked, &r.delivered, &r.deliveredWn} {
 		*c = newCounter(1)
 	}
@@ -145,7 +149,7 @@ func TestRelayCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := Relay(ctx, RelayConfig{Users: 10, Window: 2, Duration: time.Minute})
+	_, err := Relay(ctx, Config{Users: 10, Window: 2, Duration: time.Minute})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Fatalf("error %v after %v, want the context's soon", err, time.Since(start))
 	}
