@@ -422,7 +422,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	progressDone := make(chan struct{})
 	var progressWG sync.WaitGroup
-	progressWG.Go(func() { r.showProgress(p, progressDone) })
+	progressWG.Go(func() {
+		showProgress(p, progressDone, ticks{every: r.cfg.ProgressInterval, now: r.now, warmNs: r.warmNs, endNs: r.endNs,
+			sent: &r.sent, delivered: &r.delivered, lat: r.lat, errs: r.errs.Load})
+	})
 
 	// The process's CPU time over the measured window.
 	var cpuStart, cpuEnd, srvStart, srvEnd time.Duration
@@ -775,39 +778,6 @@ func (r *run) receive(u *user, live chan<- struct{}) {
 				}
 			}
 		}
-	}
-}
-
-// showProgress writes the progress line until done is closed.
-func (r *run) showProgress(p *progress, done <-chan struct{}) {
-	t := time.NewTicker(r.cfg.ProgressInterval)
-	defer t.Stop()
-	lastAt, lastSent, lastDel := time.Now(), int64(0), int64(0)
-	for {
-		select {
-		case <-done:
-			p.end()
-			return
-		case <-t.C:
-		}
-		now := r.now()
-		at := time.Now()
-		sent, del := r.sent.load(), r.delivered.load()
-		secs := at.Sub(lastAt).Seconds()
-		phase := "measure"
-		switch {
-		case now < r.warmNs:
-			phase = "warmup"
-		case now >= r.endNs:
-			phase = "drain"
-		}
-		p99 := int64(-1) // none yet: the warmup is not measured
-		if h := r.lat.merged(); h.TotalCount() > 0 {
-			p99 = h.ValueAtQuantile(99)
-		}
-		p.update(phase, min(float64(now)/float64(r.endNs), 1), time.Duration(now), time.Duration(r.endNs),
-			float64(sent-lastSent)/secs, float64(del-lastDel)/secs, p99, r.errs.Load())
-		lastAt, lastSent, lastDel = at, sent, del
 	}
 }
 

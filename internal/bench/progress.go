@@ -93,3 +93,46 @@ func thousands(n int64) string {
 	}
 	return b.String()
 }
+
+// ticks is what the progress line of a run reads at each tick.
+type ticks struct {
+	every           time.Duration
+	now             func() int64 // nanoseconds since sending began
+	warmNs, endNs   int64        // the measured window
+	sent, delivered *counter
+	lat             *shardedHist
+	errs            func() int64
+}
+
+// showProgress writes the progress line every t.every until done is
+// closed.
+func showProgress(p *progress, done <-chan struct{}, t ticks) {
+	tick := time.NewTicker(t.every)
+	defer tick.Stop()
+	lastAt, lastSent, lastDel := time.Now(), int64(0), int64(0)
+	for {
+		select {
+		case <-done:
+			p.end()
+			return
+		case <-tick.C:
+		}
+		now, at := t.now(), time.Now()
+		sent, del := t.sent.load(), t.delivered.load()
+		secs := at.Sub(lastAt).Seconds()
+		phase := "measure"
+		switch {
+		case now < t.warmNs:
+			phase = "warmup"
+		case now >= t.endNs:
+			phase = "drain"
+		}
+		p99 := int64(-1) // none yet: the warmup is not measured
+		if h := t.lat.merged(); h.TotalCount() > 0 {
+			p99 = h.ValueAtQuantile(99)
+		}
+		p.update(phase, min(float64(now)/float64(t.endNs), 1), time.Duration(now), time.Duration(t.endNs),
+			float64(sent-lastSent)/secs, float64(del-lastDel)/secs, p99, t.errs())
+		lastAt, lastSent, lastDel = at, sent, del
+	}
+}

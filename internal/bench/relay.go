@@ -166,7 +166,10 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 	var progressWG sync.WaitGroup
 	defer progressWG.Wait()
 	defer close(progressDone)
-	progressWG.Go(func() { r.showProgress(p, progressDone) })
+	progressWG.Go(func() {
+		showProgress(p, progressDone, ticks{every: cfg.ProgressInterval, now: r.now, warmNs: r.warmNs, endNs: r.endNs,
+			sent: &r.sent, delivered: &r.delivered, lat: r.lat, errs: r.outOfOrder.Load})
+	})
 
 	if !r.sleepUntil(ctx, r.warmNs) {
 		return nil, ctx.Err()
@@ -380,38 +383,6 @@ func (r *relayRun) receive(u *relayUser) {
 			r.fail(fmt.Errorf("user %d: unexpected frame %q of %d bytes", u.idx, p[0], len(p)))
 			return
 		}
-	}
-}
-
-// showProgress writes the progress line until done is closed.
-func (r *relayRun) showProgress(p *progress, done <-chan struct{}) {
-	t := time.NewTicker(r.cfg.ProgressInterval)
-	defer t.Stop()
-	lastAt, lastSent, lastDel := time.Now(), int64(0), int64(0)
-	for {
-		select {
-		case <-done:
-			p.end()
-			return
-		case <-t.C:
-		}
-		now, at := r.now(), time.Now()
-		sent, del := r.sent.load(), r.delivered.load()
-		secs := at.Sub(lastAt).Seconds()
-		phase := "measure"
-		switch {
-		case now < r.warmNs:
-			phase = "warmup"
-		case now >= r.endNs:
-			phase = "drain"
-		}
-		p99 := int64(-1)
-		if h := r.lat.merged(); h.TotalCount() > 0 {
-			p99 = h.ValueAtQuantile(99)
-		}
-		p.update(phase, min(float64(now)/float64(r.endNs), 1), time.Duration(now), time.Duration(r.endNs),
-			float64(sent-lastSent)/secs, float64(del-lastDel)/secs, p99, r.outOfOrder.Load())
-		lastAt, lastSent, lastDel = at, sent, del
 	}
 }
 
