@@ -293,6 +293,18 @@ func (c *counter) load() int64 {
 	return n
 }
 
+// sleepUntil waits until ns after epoch; false when ctx ends first.
+func sleepUntil(ctx context.Context, epoch time.Time, ns int64) bool {
+	t := time.NewTimer(time.Until(epoch.Add(time.Duration(ns))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 func (r *run) fail(err error) {
 	r.errs.Add(1)
 	s := err.Error()
@@ -429,21 +441,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	// The process's CPU time over the measured window.
 	var cpuStart, cpuEnd, srvStart, srvEnd time.Duration
-	sleepUntil := func(ns int64) bool {
-		t := time.NewTimer(time.Until(r.epoch.Add(time.Duration(ns))))
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	if sleepUntil(r.warmNs) {
+	if sleepUntil(ctx, r.epoch, r.warmNs) {
 		cpuStart = cputime.Self()
 		srvStart = procCPU(pid)
 	}
-	if sleepUntil(r.endNs) {
+	if sleepUntil(ctx, r.epoch, r.endNs) {
 		cpuEnd = cputime.Self()
 		srvEnd = procCPU(pid)
 	}

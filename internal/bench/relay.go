@@ -171,11 +171,11 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 			sent: &r.sent, delivered: &r.delivered, lat: r.lat, errs: r.outOfOrder.Load})
 	})
 
-	if !r.sleepUntil(ctx, r.warmNs) {
+	if !sleepUntil(ctx, r.epoch, r.warmNs) {
 		return nil, ctx.Err()
 	}
 	cpuStart := cputime.Self()
-	if !r.sleepUntil(ctx, r.endNs) {
+	if !sleepUntil(ctx, r.epoch, r.endNs) {
 		return nil, ctx.Err()
 	}
 	cpuEnd := cputime.Self()
@@ -283,18 +283,6 @@ func (r *relayRun) err() error {
 		return fmt.Errorf("bench: relay: %w", *p)
 	}
 	return nil
-}
-
-// sleepUntil waits until ns after the epoch; false when ctx ends first.
-func (r *relayRun) sleepUntil(ctx context.Context, ns int64) bool {
-	t := time.NewTimer(time.Until(r.epoch.Add(time.Duration(ns))))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // send keeps Window sends in flight until the end of the measured window
