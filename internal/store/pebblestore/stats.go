@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -49,8 +50,13 @@ func (s *Store) Collector() prometheus.Collector { return engineCollector{s} }
 
 type engineCollector struct{ s *Store }
 
+// engineDescs holds every descriptor desc made, for Describe.
+var engineDescs []*prometheus.Desc
+
 func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc("switchboard_pebble_"+name, help, labels, nil)
+	d := prometheus.NewDesc("switchboard_pebble_"+name, help, labels, nil)
+	engineDescs = append(engineDescs, d)
+	return d
 }
 
 var (
@@ -79,8 +85,7 @@ var (
 )
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFsync, descFlushes, descCompactions, descWritten, descDebt,
-		descL0Files, descL0Sublevels, descMemtable, descDisk, descStalls, descStallSeconds} {
+	for _, d := range engineDescs {
 		ch <- d
 	}
 }
@@ -151,11 +156,9 @@ func fsyncHistogram(h prometheus.Histogram) prometheus.Metric {
 	ph := m.Histogram
 	buckets := make(map[float64]uint64, len(fsyncBounds))
 	for _, b := range ph.Bucket {
-		s := b.GetUpperBound() / 1e9
-		for _, want := range fsyncBounds {
-			if s > want*(1-1e-9) && s < want*(1+1e-9) {
-				buckets[want] = b.GetCumulativeCount()
-			}
+		// The same division as fsyncBounds', so equal bounds are equal.
+		if s := b.GetUpperBound() / 1e9; slices.Contains(fsyncBounds, s) {
+			buckets[s] = b.GetCumulativeCount()
 		}
 	}
 	return prometheus.MustNewConstHistogram(descFsync, ph.GetSampleCount(), ph.GetSampleSum()/1e9, buckets)
