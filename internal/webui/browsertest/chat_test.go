@@ -37,6 +37,11 @@ func TestChatInTwoBrowsers(t *testing.T) {
 	alice.wait("the new conversation to open", `document.querySelector("#conversation-title").textContent === "bob"`)
 	alice.send("hi bob")
 	alice.wait("her message to be sent", `document.querySelector("[data-testid=message-item]")?.dataset.state === "sent"`)
+	// The page asks for merge_acks: her ack came in the place of her
+	// message's update, and the message shows once (checked below).
+	if n := acksInStream(t, base); n < 1 {
+		t.Errorf("switchboard_ws_acks_in_stream_total = %v after alice's first send; the page does not ask for merge_acks", n)
+	}
 
 	// Bob sees it in his list, unread, with alice's app on a badge.
 	bob.wait("the conversation in bob's list, 1 unread, last message and badge", `(() => {

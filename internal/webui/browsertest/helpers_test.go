@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/switchboard-chat/switchboard/internal/server"
 )
@@ -369,4 +372,29 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// acksInStream scrapes the server's switchboard_ws_acks_in_stream_total:
+// the acks written in the place of their message's update, for sessions
+// that asked for merge_acks.
+func acksInStream(t *testing.T, base string) float64 {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", res.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("GET /metrics does not parse: %v", err)
+	}
+	f := fams["switchboard_ws_acks_in_stream_total"]
+	if f == nil || len(f.Metric) != 1 {
+		t.Fatalf("GET /metrics has no switchboard_ws_acks_in_stream_total")
+	}
+	return f.Metric[0].GetCounter().GetValue()
 }

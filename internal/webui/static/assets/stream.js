@@ -8,6 +8,8 @@
 //     other marks it failed with the server's message;
 //   - read receipts are sent again after a reconnect until acked;
 //   - typing notices are sent only while connected, never queued;
+//   - the ack of a send on this socket stands in for its message's update
+//     (merge_acks), one frame instead of two, as with the Go client;
 //   - reconnects back off exponentially (200 ms doubling to 8 s), half the
 //     delay fixed and half random, and start over once the stream is live.
 // The cursor and the outbox are kept in storage (the tab's sessionStorage),
@@ -89,6 +91,9 @@ export class Stream {
     const u = new URL("/v1/ws", location.href);
     u.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     u.searchParams.set("after", String(this.cursor));
+    // The ack of a send on this socket comes in the place of its message's
+    // update (see handle): one frame instead of two per message sent.
+    u.searchParams.set("merge_acks", "true");
     // Browsers cannot set headers on a WebSocket; the API takes ?token=.
     u.searchParams.set("token", this.o.token);
     let ws;
@@ -199,12 +204,18 @@ export class Stream {
         this.setState("live");
         return;
       case "ack": {
+        if (!f.message) {
+          this.reads.delete(f.ref); // a read's ack
+          return;
+        }
         const e = this.outbox.find((x) => x.client_id === f.ref);
-        if (e && f.message) {
-          this.forget(e.client_id);
+        if (e) this.forget(e.client_id);
+        if (f.in_stream) {
+          // merge_acks: the ack is also the message's update at its cursor,
+          // which comes on no other frame.
+          this.handle({ type: "update", update: { cursor: f.cursor, type: "message", message: f.message } });
+        } else if (e) {
           this.o.onAck(e, f.message);
-        } else {
-          this.reads.delete(f.ref);
         }
         return;
       }
