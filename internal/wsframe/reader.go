@@ -2,7 +2,6 @@ package wsframe
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -79,111 +78,58 @@ func (o *onceReader) Read(p []byte) (int, error) {
 func (r *Reader) Next(buf []byte) ([]byte, error) {
 	inMessage := false
 	for {
-		fin, op, n, err := r.header()
+		h, err := ReadHeader(r.r, false)
 		if err != nil {
 			return buf, err
 		}
-		if op >= OpClose {
-			if err := r.control(op, n); err != nil {
+		if h.Op >= OpClose {
+			if err := r.control(h); err != nil {
 				return buf, err
 			}
 			continue
 		}
-		switch {
-		case op == OpContinuation && !inMessage, op != OpContinuation && inMessage:
-			return buf, ErrProtocol // a fragment out of place
-		case op != OpContinuation && op != OpText && op != OpBinary:
-			return buf, ErrProtocol // a reserved opcode
+		if err := CheckData(h.Op, inMessage); err != nil {
+			return buf, err
 		}
 		inMessage = true
-		if room := r.Limit - len(buf); room < 0 || n > uint64(room) {
+		if room := r.Limit - len(buf); room < 0 || h.Len > uint64(room) {
 			return buf, ErrTooBig
 		}
 		start := len(buf)
-		buf = append(buf, make([]byte, n)...)
+		buf = append(buf, make([]byte, h.Len)...)
 		if _, err := io.ReadFull(r.r, buf[start:]); err != nil {
 			return buf[:start], Unexpected(err)
 		}
-		if fin {
+		if h.Fin {
 			return buf, nil
 		}
 	}
 }
 
-// header reads a frame header.
-func (r *Reader) header() (fin bool, op byte, n uint64, err error) {
-	h, err := r.take(2)
-	if err == io.ErrUnexpectedEOF && r.r.Buffered() == 0 {
-		err = io.EOF // between frames
-	}
+// control acts on a control frame: a ping is answered, a pong ignored,
+// and a close frame echoed and returned as a *CloseFrame.
+func (r *Reader) control(h Header) error {
+	p, err := r.r.Peek(int(h.Len)) // at most 125 bytes: ReadHeader checked
 	if err != nil {
-		return false, 0, 0, err
+		return Unexpected(err)
 	}
-	fin, op = h[0]&0x80 != 0, h[0]&0x0f
-	if h[0]&0x70 != 0 || h[1]&0x80 != 0 {
-		return false, 0, 0, ErrProtocol // reserved bits (no extension is agreed), or a masked frame from a server
-	}
-	n = uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		x, err := r.take(2)
-		if err != nil {
-			return false, 0, 0, err
-		}
-		n = uint64(binary.BigEndian.Uint16(x))
-	case 127:
-		x, err := r.take(8)
-		if err != nil {
-			return false, 0, 0, err
-		}
-		if n = binary.BigEndian.Uint64(x); n>>63 != 0 {
-			return false, 0, 0, ErrProtocol
-		}
-	}
-	if op >= OpClose && (!fin || n > 125) {
-		return false, 0, 0, ErrProtocol // control frames are whole and short (5.5)
-	}
-	return fin, op, n, nil
-}
-
-// take returns the next n bytes (n at most the buffer's size), valid until
-// the next read: they are read in place, nothing is allocated.
-func (r *Reader) take(n int) ([]byte, error) {
-	b, err := r.r.Peek(n)
-	if err != nil {
-		return nil, Unexpected(err)
-	}
-	r.r.Discard(n)
-	return b, nil
-}
-
-// control acts on a control frame of n bytes.
-func (r *Reader) control(op byte, n uint64) error {
-	p, err := r.take(int(n))
-	if err != nil {
-		return err
-	}
-	switch op {
+	r.r.Discard(len(p))
+	switch h.Op {
 	case OpPing:
 		return r.Control(OpPong, p)
 	case OpPong:
 		return nil
-	case OpClose:
-		cf := &CloseFrame{}
-		switch {
-		case n == 1:
-			return ErrProtocol
-		case n >= 2:
-			cf.Code, cf.Reason = int(binary.BigEndian.Uint16(p[:2])), string(p[2:])
-		}
-		// Echo the code, as the closing handshake asks (5.5.1); the
-		// caller then drops the connection.
-		if err := r.Control(OpClose, p[:min(n, 2)]); err != nil {
-			return err
-		}
+	}
+	cf := ParseClose(p)
+	if errors.Is(cf, ErrProtocol) {
 		return cf
 	}
-	return ErrProtocol // a reserved control opcode
+	// Echo the code, as the closing handshake asks (5.5.1); the caller
+	// then drops the connection.
+	if err := r.Control(OpClose, p[:min(len(p), 2)]); err != nil {
+		return err
+	}
+	return cf
 }
 
 // Unexpected reports a stream that ended inside a frame as such: the

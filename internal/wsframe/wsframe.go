@@ -3,9 +3,10 @@
 // WebSocket library, whose write path takes two locks, and on a client a
 // context timer and a random read, per frame: the server's sessions, which
 // send unmasked frames, and the Go client's streams, which mask theirs as
-// a client must. Reader reads a server's frames for the Go client; its
-// opcodes, errors and CloseFrame are shared with the server's session,
-// which reads its client's frames itself (internal/ws).
+// a client must. Reader reads a server's frames for the Go client. The
+// server's session reads its client's frames itself (internal/ws), with
+// the same ReadHeader, CheckData and ParseClose, so that both ends judge
+// frames by one reading of the RFC.
 package wsframe
 
 import "encoding/binary"
