@@ -58,11 +58,12 @@ func (fr *frameReader) put() {
 // (errIdle, see sock).
 func (fr *frameReader) next(ctl *[125]byte) (op byte, data, payload []byte, err error) {
 	for {
-		// Only before a message's first frame: a parked session starts
-		// over with a new buffer.
-		fr.idleOK.Store(fr.op == 0)
+		// Only before a message's first frame, and with nothing read
+		// ahead: a parked session starts over with a new buffer, and the
+		// socket must stand at a frame boundary. The socket clears it as
+		// soon as it hands out a byte.
+		fr.idleOK.Store(fr.op == 0 && fr.r.Buffered() == 0)
 		h, err := wsframe.ReadHeader(fr.r, true)
-		fr.idleOK.Store(false)
 		if err != nil {
 			return 0, nil, nil, err
 		}

@@ -156,3 +156,29 @@ func FuzzFrameReader(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFrameReader reads a client's sends as the pairs benchmark makes
+// them: masked text frames of about 200 bytes, whole.
+//
+//	go test -run '^$' -bench FrameReader ./internal/ws/
+func BenchmarkFrameReader(b *testing.B) {
+	var stream []byte
+	msg := bytes.Repeat([]byte("x"), 200)
+	for range 1000 {
+		stream = wsframe.AppendMasked(stream, wsframe.OpText, msg, [4]byte{1, 2, 3, 4})
+	}
+	src := bytes.NewReader(stream)
+	fr := &frameReader{r: bufio.NewReaderSize(src, minBufSize), idleOK: new(atomic.Bool), limit: 1 << 20}
+	var ctl [125]byte
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		src.Reset(stream)
+		fr.r.Reset(src)
+		for range 1000 {
+			if _, _, _, err := fr.next(&ctl); err != nil {
+				b.Fatal(err)
+			}
+			fr.release()
+		}
+	}
+}

@@ -85,10 +85,8 @@ var errIdle = errors.New("ws: no bytes to read")
 
 // sock is the hijacked connection as the session's frameReader and the
 // corker see it. Its reads go through a chunk from a pool, held only while
-// part of it is unread, and it follows the frames it hands out
-// (frameTracker), so that it knows when its reader stands before a frame
-// header, whatever its buffer read ahead. There, when
-// the session allows it (idleOK) and no byte comes within idleGrace (or at
+// part of it is unread. When its reader stands between messages with
+// nothing read ahead (idleOK) and no byte comes within idleGrace (or at
 // once, while quick), Read returns errIdle instead of waiting on: the
 // session then parks the socket (park), and the poller calls onWake, which
 // starts a reading goroutine again, once bytes or a hangup arrive. Close
@@ -106,10 +104,11 @@ type sock struct {
 	// Used by one reader at a time: the session's reading goroutine.
 	chunk *[]byte // pooled; (*chunk)[off:] is unread
 	off   int
-	fr    frameTracker
 
-	// idleOK is set while the session's reading goroutine waits for a
-	// message. noIdle is set for good when the session starts closing (it
+	// idleOK is set by the session's frame reader when it stands before a
+	// message's first frame header with nothing read ahead, so that every
+	// byte handed out belonged to whole frames; Read clears it as it hands
+	// out more. noIdle is set for good when the session starts closing (it
 	// then waits for the peer's close frame) or cannot park.
 	idleOK atomic.Bool
 	noIdle atomic.Bool
@@ -157,16 +156,18 @@ func (s *sock) Read(p []byte) (int, error) {
 			s.putChunk()
 		}
 	case s.raw == nil:
-		n, err := s.Conn.Read(p)
-		s.fr.advance(p[:n])
-		return n, err
+		return s.Conn.Read(p)
 	default:
 		var err error
 		if n, err = s.fill(p); err != nil {
 			return 0, err
 		}
 	}
-	s.fr.advance(p[:n])
+	// The reader has bytes of a frame now: no idleness until it asks
+	// again, before the next message, with nothing read ahead.
+	if s.idleOK.Load() {
+		s.idleOK.Store(false)
+	}
 	return n, nil
 }
 
@@ -178,7 +179,7 @@ func (s *sock) fill(p []byte) (int, error) {
 	op := readOps.Get().(*readOp)
 	defer op.release()
 	*op = readOp{s: s, p: p, fn: op.fn,
-		mayIdle: s.fr.boundary() && s.idleOK.Load() && !s.noIdle.Load(),
+		mayIdle: s.idleOK.Load() && !s.noIdle.Load(),
 		direct:  len(p) >= readChunk,
 	}
 	op.quick = op.mayIdle && s.quick.Load()
@@ -386,65 +387,6 @@ func (s *sock) Close() error {
 		s.p.forget(s)
 	}
 	return err
-}
-
-// frameTracker follows the WebSocket frames in a stream of bytes (RFC 6455
-// section 5.2) just enough to tell whether the bytes so far end at a frame
-// boundary.
-type frameTracker struct {
-	payload int64 // bytes left of the current frame's payload
-	plen    int64 // the payload length, while its header is read
-	b1      byte  // the header's second byte: mask bit and length
-	hn      int8  // bytes seen of the header being read; 0 outside headers
-	hlen    int8  // its length, known from its second byte
-}
-
-func (t *frameTracker) boundary() bool { return t.hn == 0 && t.payload == 0 }
-
-func (t *frameTracker) advance(b []byte) {
-	for len(b) > 0 {
-		if t.hn == 0 && t.payload > 0 {
-			k := min(int64(len(b)), t.payload)
-			t.payload -= k
-			b = b[k:]
-			continue
-		}
-		c := b[0]
-		b = b[1:]
-		t.hn++
-		switch {
-		case t.hn == 1:
-		case t.hn == 2:
-			t.b1 = c
-			t.hlen = 2 + extLen(c)
-			if c&0x80 != 0 {
-				t.hlen += 4 // the masking key
-			}
-			t.plen = 0
-			if extLen(c) == 0 {
-				t.plen = int64(c & 0x7f)
-			}
-		case t.hn <= 2+extLen(t.b1):
-			t.plen = t.plen<<8 | int64(c) // big-endian
-		}
-		if t.hn == t.hlen {
-			// A length past 2^63 is invalid; the reader drops the
-			// socket on it.
-			t.hn, t.hlen, t.payload = 0, 0, max(t.plen, 0)
-		}
-	}
-}
-
-// extLen is the length of the extended payload length that follows a
-// header's second byte b.
-func extLen(b byte) int8 {
-	switch b & 0x7f {
-	case 126:
-		return 2
-	case 127:
-		return 8
-	}
-	return 0
 }
 
 // corker sits under the session's writes. Uncorked, it writes straight to

@@ -9,8 +9,10 @@ import (
 type Header struct {
 	Fin bool
 	Op  byte
-	Len uint64  // the payload's length
-	Key [4]byte // the masking key of a masked frame
+	Len uint64 // the payload's length
+	// The masking key of a masked frame, its 4 bytes read little endian
+	// (see Mask): a struct of scalars stays in registers.
+	Key uint32
 }
 
 // MaxHeader is the longest header: 2 bytes, an 8-byte length and a key.
@@ -25,6 +27,8 @@ const MaxHeader = 14
 // control opcode, or a control frame that is fragmented or longer than 125
 // bytes (5.5).
 func ReadHeader(r *bufio.Reader, masked bool) (Header, error) {
+	// The first two bytes are judged before waiting for the rest: a peer
+	// that breaks the protocol is told at once.
 	h, err := r.Peek(2)
 	if err != nil {
 		if len(h) > 0 {
@@ -32,10 +36,10 @@ func ReadHeader(r *bufio.Reader, masked bool) (Header, error) {
 		}
 		return Header{}, err
 	}
-	fh := Header{Fin: h[0]&0x80 != 0, Op: h[0] & 0x0f, Len: uint64(h[1] & 0x7f)}
 	if h[0]&0x70 != 0 || (h[1]&0x80 != 0) != masked {
 		return Header{}, ErrProtocol
 	}
+	fh := Header{Fin: h[0]&0x80 != 0, Op: h[0] & 0x0f, Len: uint64(h[1] & 0x7f)}
 	size := 2
 	switch fh.Len {
 	case 126:
@@ -46,8 +50,10 @@ func ReadHeader(r *bufio.Reader, masked bool) (Header, error) {
 	if masked {
 		size += 4
 	}
-	if h, err = r.Peek(size); err != nil {
-		return Header{}, Unexpected(err)
+	if size > 2 {
+		if h, err = r.Peek(size); err != nil {
+			return Header{}, Unexpected(err)
+		}
 	}
 	switch fh.Len {
 	case 126:
@@ -58,7 +64,7 @@ func ReadHeader(r *bufio.Reader, masked bool) (Header, error) {
 		}
 	}
 	if masked {
-		copy(fh.Key[:], h[size-4:])
+		fh.Key = binary.LittleEndian.Uint32(h[size-4:])
 	}
 	r.Discard(size) // cannot fail: those bytes were peeked
 	if fh.Op >= OpClose && (fh.Op > OpPong || !fh.Fin || fh.Len > 125) {

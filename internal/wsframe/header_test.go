@@ -29,11 +29,11 @@ func TestReadHeader(t *testing.T) {
 		took   int
 	}{
 		{"short text, from a server", frame(0x81, []byte("hi"), nil), false, Header{Fin: true, Op: OpText, Len: 2}, 2},
-		{"short text, from a client", frame(0x81, []byte("hi"), key), true, Header{Fin: true, Op: OpText, Len: 2, Key: [4]byte{1, 2, 3, 4}}, 6},
+		{"short text, from a client", frame(0x81, []byte("hi"), key), true, Header{Fin: true, Op: OpText, Len: 2, Key: 0x04030201}, 6},
 		{"16-bit length", frame(0x01, long[:300], nil), false, Header{Op: OpText, Len: 300}, 4},
-		{"64-bit length, masked", frame(0x82, long, key), true, Header{Fin: true, Op: OpBinary, Len: 70000, Key: [4]byte{1, 2, 3, 4}}, 14},
+		{"64-bit length, masked", frame(0x82, long, key), true, Header{Fin: true, Op: OpBinary, Len: 70000, Key: 0x04030201}, 14},
 		{"continuation", frame(0x80, []byte("b"), nil), false, Header{Fin: true, Op: OpContinuation, Len: 1}, 2},
-		{"ping of 125 bytes", frame(0x89, long[:125], key), true, Header{Fin: true, Op: OpPing, Len: 125, Key: [4]byte{1, 2, 3, 4}}, 6},
+		{"ping of 125 bytes", frame(0x89, long[:125], key), true, Header{Fin: true, Op: OpPing, Len: 125, Key: 0x04030201}, 6},
 		{"empty close", frame(0x88, nil, nil), false, Header{Fin: true, Op: OpClose}, 2},
 	} {
 		h, took, err := headerOf(c.b, c.masked)
@@ -123,8 +123,8 @@ func FuzzReadHeader(f *testing.F) {
 		size := 2 + map[byte]int{126: 2, 127: 8}[b[1]&0x7f]
 		if masked {
 			size += 4
-			if !bytes.Equal(h.Key[:], b[size-4:size]) {
-				t.Fatalf("key %x, want %x", h.Key, b[size-4:size])
+			if k := binary.LittleEndian.AppendUint32(nil, h.Key); !bytes.Equal(k, b[size-4:size]) {
+				t.Fatalf("key %x, want %x", k, b[size-4:size])
 			}
 		}
 		switch {
@@ -138,4 +138,29 @@ func FuzzReadHeader(f *testing.F) {
 			t.Fatalf("reserved bits or the wrong masking allowed: %x", b[:2])
 		}
 	})
+}
+
+// waitReader gives its bytes, then reports that the reader would have
+// waited for more.
+type waitReader struct{ b []byte }
+
+var errWaited = errors.New("the reader waited for more bytes")
+
+func (w *waitReader) Read(p []byte) (int, error) {
+	if len(w.b) == 0 {
+		return 0, errWaited
+	}
+	n := copy(p, w.b)
+	w.b = w.b[n:]
+	return n, nil
+}
+
+// A header's first two bytes are judged before the reader waits for the
+// rest: a client's unmasked frame is refused at once, not after the
+// bytes that a masked one would have.
+func TestReadHeaderJudgesFirstBytesFirst(t *testing.T) {
+	r := bufio.NewReaderSize(&waitReader{b: []byte{0x81, 0x01, 'x'}}, 16)
+	if _, err := ReadHeader(r, true); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("an unmasked frame from a client: %v, want ErrProtocol", err)
+	}
 }

@@ -178,3 +178,29 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkReader reads a server's frames as the Go client gets them in the
+// pairs benchmark: text frames of about 300 bytes.
+//
+//	go test -run '^$' -bench 'Reader$' ./internal/wsframe/
+func BenchmarkReader(b *testing.B) {
+	var stream []byte
+	msg := bytes.Repeat([]byte("x"), 300)
+	for range 1000 {
+		stream = AppendText(stream, msg)
+	}
+	src := bytes.NewReader(stream)
+	r := NewReader(nil, src, 1<<20, nil)
+	buf := make([]byte, 0, 512)
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		src.Reset(stream)
+		r.r.Reset(src)
+		for range 1000 {
+			var err error
+			if buf, err = r.Next(buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -49,7 +49,7 @@ func AppendMasked(b []byte, op byte, p []byte, key [4]byte) []byte {
 	b = append(appendHeader(b, op, len(p), 0x80), key[:]...)
 	start := len(b)
 	b = append(b, p...)
-	Mask(b[start:], key)
+	Mask(b[start:], binary.LittleEndian.Uint32(key[:]))
 	return b
 }
 
@@ -74,14 +74,14 @@ func appendHeader(b []byte, op byte, n int, maskBit byte) []byte {
 
 // Mask XORs a frame's payload p with key repeated, eight bytes at a time:
 // it masks a payload, and unmasks a masked one.
-func Mask(p []byte, key [4]byte) {
-	k := uint64(binary.LittleEndian.Uint32(key[:]))
-	k |= k << 32
+// The key is its 4 bytes read little endian, as Header holds it.
+func Mask(p []byte, key uint32) {
+	k := uint64(key) | uint64(key)<<32
 	i := 0
 	for ; i+8 <= len(p); i += 8 {
 		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k)
 	}
 	for ; i < len(p); i++ {
-		p[i] ^= key[i&3]
+		p[i] ^= byte(key >> (8 * (i & 3)))
 	}
 }
