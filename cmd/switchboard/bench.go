@@ -18,7 +18,8 @@ import (
 
 const benchUsage = `usage:
   switchboard bench [--server URL --admin-token T] [--workload pairs|groups] [--group-size 8]
-                    [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s] [--json]
+                    [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s]
+                    [--yardstick 3s] [--json]
   switchboard bench --connections N [--server URL --admin-token T --server-pid PID] [--json]
   switchboard bench --relay [--users 200] [--window 16] [--duration 10s] [--warmup 2s] [--body-size 64] [--json]
 
@@ -26,7 +27,8 @@ Without --server, bench starts a server itself on a temporary data directory
 (removed afterwards): in this process for a workload, as a child process for
 --connections, so that the memory measured is the server's alone.
 --relay runs a plain TCP relay with no storage in the same pairs workload:
-how fast this machine is, for comparing figures across machines.
+how fast this machine is, for comparing figures across machines;
+--yardstick runs it just before and after a workload, and reports both.
 The admin token may also come from SWITCHBOARD_ADMIN_TOKEN.
 Exit status 1 when a message was lost, duplicated or out of order.
 
@@ -47,6 +49,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		quiet      bool
 		child      bool
 		relay      bool
+		yardstick  time.Duration
 		cpuProfile string
 		memProfile string
 		traceFile  string
@@ -68,6 +71,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&child, "server-process", false, "without --server: start the server as a child process, to tell its CPU time from the load generator's")
 	fs.DurationVar(&idle.Settle, "settle", 2*time.Second, "with --connections: wait after the last connection before reading the memory")
 	fs.BoolVar(&relay, "relay", false, "run a plain TCP relay with no storage in the same pairs workload instead: how fast this machine is, for comparing figures across machines")
+	fs.DurationVar(&yardstick, "yardstick", 0, "with a workload: run the relay (as --relay) for this long before and after the run, and report both rates with the result: how fast the machine was meanwhile (0: no)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (with no --server, the server's too)")
@@ -90,6 +94,10 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if cfg.Warmup == 0 {
 		cfg.Warmup = -1 // the package's "none"
+	}
+	if yardstick != 0 && (relay || idle.Connections > 0 || yardstick < 0) {
+		fmt.Fprintln(stderr, "switchboard bench: --yardstick takes a positive duration, and goes with a workload, not with --relay or --connections")
+		return exitUsage
 	}
 	if relay {
 		if bad := notForRelay(fs); len(bad) > 0 {
@@ -177,7 +185,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 			cfg.ServerCommand = serveCmd
 		}
 		var r *loadgen.Result
-		r, err = loadgen.Run(ctx, cfg)
+		r, err = loadgen.RunWithYardstick(ctx, cfg, yardstick)
 		if r != nil {
 			clean = r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0
 		}

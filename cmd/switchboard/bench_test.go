@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,9 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "--relay", "--store", "memory"}, exitUsage, "not go with --store memory"},
 		{[]string{"bench", "--relay", "--server-process"}, exitUsage, "not go with --server-process"},
 		{[]string{"bench", "--relay", "--rate", "5", "--store", "memory"}, exitUsage, "not go with --rate, --store memory"},
+		{[]string{"bench", "--relay", "--yardstick", "1s"}, exitUsage, "--yardstick takes a positive duration, and goes with a workload"},
+		{[]string{"bench", "--connections", "10", "--yardstick", "1s"}, exitUsage, "not with --relay or --connections"},
+		{[]string{"bench", "--yardstick", "-1s"}, exitUsage, "--yardstick takes a positive duration"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, noEnv, &stdout, &stderr)
@@ -69,8 +73,46 @@ func TestBenchJSON(t *testing.T) {
 	if m["workload"] != "pairs" || m["users"] != 2.0 || m["lost"] != 0.0 || m["errors"] != 0.0 || m["delivered"].(float64) <= 0 {
 		t.Fatalf("result %s", stdout.String())
 	}
+	if _, ok := m["yardstick"]; ok {
+		t.Errorf("a yardstick without --yardstick: %s", stdout.String())
+	}
 	if stderr.Len() != 0 {
 		t.Fatalf("--quiet wrote %q", stderr.String())
+	}
+}
+
+// TestBenchYardstick runs a tiny workload between two relay runs and reads
+// both rates in its JSON, and in its table.
+func TestBenchYardstick(t *testing.T) {
+	for _, asJSON := range []bool{true, false} {
+		var stdout, stderr bytes.Buffer
+		args := []string{"bench", "--users", "2", "--window", "2", "--duration", "300ms", "--warmup", "0", "--yardstick", "200ms", "--quiet"}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		if code := run(t.Context(), args, noEnv, &stdout, &stderr); code != exitOK {
+			t.Fatalf("exit %d; stderr %s", code, stderr.String())
+		}
+		if !asJSON {
+			if !regexp.MustCompile(`yardstick +relay [0-9,]+/s before, [0-9,]+/s after \(0\.2 s each`).Match(stdout.Bytes()) {
+				t.Errorf("no yardstick row in the table:\n%s", stdout.String())
+			}
+			continue
+		}
+		var r struct {
+			Delivered float64
+			Yardstick *struct {
+				DurationS float64 `json:"duration_s"`
+				Before    float64 `json:"relay_before_per_sec"`
+				After     float64 `json:"relay_after_per_sec"`
+			}
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			t.Fatalf("%v: %s", err, stdout.String())
+		}
+		if y := r.Yardstick; r.Delivered <= 0 || y == nil || y.DurationS != 0.2 || y.Before <= 0 || y.After <= 0 {
+			t.Fatalf("result %s", stdout.String())
+		}
 	}
 }
 

@@ -239,6 +239,8 @@ type Result struct {
 	LoadAvg                [3]float64 `json:"load_avg"`   // 1, 5 and 15 minutes, at the end
 	Warning                string     `json:"warning,omitempty"`
 	LoadBefore             float64    `json:"load_avg_1m_before"`
+	// Yardstick: the relay's rate around the run (RunWithYardstick).
+	Yardstick *Yardstick `json:"yardstick,omitempty"`
 }
 
 // minBody is the room the send time takes in a body: up to 19 digits of

@@ -41,5 +41,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		row("server cpu", "%.2f cores in the server (pid %d), %.0f µs per delivery", r.ServerCPUCores, r.ServerPID, r.ServerCPUPerDeliveryUs)
 	}
 	row("load average", "%.2f before, %.2f %.2f %.2f after", r.LoadBefore, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
+	if y := r.Yardstick; y != nil {
+		row("yardstick", "relay %s/s before, %s/s after (%.1f s each; how fast the machine was)",
+			thousands(int64(y.BeforePerSec)), thousands(int64(y.AfterPerSec)), y.DurationS)
+	}
 	return tw.Flush()
 }
