@@ -17,12 +17,14 @@ import (
 )
 
 const benchUsage = `usage:
-  switchboard bench [--server URL --admin-token T] [--workload pairs|groups] [--group-size 8]
+  switchboard bench [--server URL[,URL...] --admin-token T] [--workload pairs|groups] [--group-size 8]
                     [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s]
                     [--yardstick 3s] [--json]
   switchboard bench --connections N [--server URL --admin-token T --server-pid PID] [--json]
   switchboard bench --relay [--users 200] [--window 16] [--duration 10s] [--warmup 2s] [--body-size 64] [--json]
 
+With several --server URLs (the nodes of one deployment, sharing a store and
+a bus), user i streams from node i mod n: every pair spans two nodes.
 Without --server, bench starts a server itself on a temporary data directory
 (removed afterwards): in this process for a workload, as a child process for
 --connections, so that the memory measured is the server's alone.
@@ -54,7 +56,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		memProfile string
 		traceFile  string
 	)
-	fs.StringVar(&cfg.Server, "server", "", "base `URL` of a running server (http://host:port); empty: start one")
+	fs.StringVar(&cfg.Server, "server", "", "base `URL` of a running server (http://host:port), or of several nodes of one deployment, comma-separated (user i streams from node i mod n); empty: start one")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "the server's admin `token` (env SWITCHBOARD_ADMIN_TOKEN)")
 	fs.StringVar(&cfg.Store, "store", "pebble", "without --server: the server's store, pebble (durable) or memory (to see what the rest costs)")
 	fs.StringVar(&cfg.Workload, "workload", loadgen.Pairs, "pairs (direct conversations across two apps) or groups")

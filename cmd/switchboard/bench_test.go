@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,6 +38,9 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "--relay", "--yardstick", "1s"}, exitUsage, "--yardstick takes a positive duration, and goes with a workload"},
 		{[]string{"bench", "--connections", "10", "--yardstick", "1s"}, exitUsage, "not with --relay or --connections"},
 		{[]string{"bench", "--yardstick", "-1s"}, exitUsage, "--yardstick takes a positive duration"},
+		{[]string{"bench", "--server", "http://127.0.0.1:1,ftp://x", "--admin-token", "t", "--quiet"}, exitError, `server "ftp://x": want http://host:port, or several`},
+		{[]string{"bench", "--server", "http://127.0.0.1:1,http://127.0.0.1:2", "--admin-token", "t", "--server-pid", "1", "--quiet"}, exitError, "with several, give none"},
+		{[]string{"bench", "--server", "http://127.0.0.1:1,http://127.0.0.1:2", "--admin-token", "t", "--connections", "5", "--quiet"}, exitError, "give one server"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, noEnv, &stdout, &stderr)
@@ -162,4 +168,63 @@ func TestBenchConnections(t *testing.T) {
 	if r.Connections != 10 || r.Live != 10 || !r.Measured || r.ServerPID == 0 || r.Before <= 0 || r.After <= 0 {
 		t.Fatalf("result %s", out)
 	}
+}
+
+// TestBenchAcrossNodes runs a small workload over a cluster of two
+// server processes (PostgreSQL and NATS): every pair has a user on each
+// node, so every delivery crosses the bus, and none may be lost.
+func TestBenchAcrossNodes(t *testing.T) {
+	const admin = "bench-cluster-admin"
+	nodes := startCluster(t, 2, admin)
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "--server", nodes[0].url + "," + nodes[1].url, "--admin-token", admin,
+		"--users", "4", "--window", "2", "--duration", "1s", "--warmup", "0", "--json", "--quiet"}
+	if code := run(t.Context(), args, noEnv, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d; stderr %s", code, stderr.String())
+	}
+	var r struct {
+		Server                  string
+		Delivered, Lost, Errors float64
+		Duplicated              float64
+		OutOfOrder              float64 `json:"out_of_order"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if !strings.Contains(r.Server, "2 nodes") || r.Delivered <= 0 || r.Lost != 0 || r.Errors != 0 || r.Duplicated != 0 || r.OutOfOrder != 0 {
+		t.Fatalf("result %s", stdout.String())
+	}
+	// Both nodes handed messages to live sessions of their own.
+	for i, nd := range nodes {
+		if n := deliveriesOn(t, nd.url); n <= 0 {
+			t.Errorf("node %d handed no message to a session (switchboard_delivery_lag_seconds_count %v)", i, n)
+		}
+	}
+}
+
+// deliveriesOn scrapes a node for the message events it handed to its
+// live sessions, summed over the apps.
+func deliveriesOn(t *testing.T, base string) float64 {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for line := range strings.Lines(string(body)) {
+		if rest, ok := strings.CutPrefix(line, "switchboard_delivery_lag_seconds_count{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			sum += f
+		}
+	}
+	return sum
 }

@@ -31,8 +31,11 @@ const (
 // Config describes a run. Zero values mean the defaults named on each field.
 type Config struct {
 	// Server is the base URL of a running server (http://host:port), with
-	// AdminToken its admin token. Empty: start a node in this process on
-	// 127.0.0.1 with Pebble in a temporary directory, removed afterwards.
+	// AdminToken its admin token; several, separated by commas, are the
+	// nodes of one deployment (sharing a store and a bus), and user i then
+	// streams from node i mod n, so that a conversation's members are on
+	// different nodes. Empty: start a node in this process on 127.0.0.1
+	// with Pebble in a temporary directory, removed afterwards.
 	Server     string
 	AdminToken string
 	// Store is the in-process server's store: "pebble" (durable: every
@@ -163,6 +166,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Server != "" && c.AdminToken == "" {
 		return errors.New("bench: a server needs its admin token")
+	}
+	if strings.Contains(c.Server, ",") && c.ServerPID != 0 {
+		return errors.New("bench: a server's process id names one server; with several, give none")
 	}
 	return nil
 }
@@ -355,7 +361,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	total := cfg.Warmup + cfg.Duration + cfg.Drain
 	ttl := int((total + time.Hour).Seconds())
-	r.users, err = makeUsers(tgt.base, hc, appA, appB, cfg.Users, max(1024, cfg.Window), ttl)
+	r.users, err = makeUsers(tgt.nodes(), hc, appA, appB, cfg.Users, max(1024, cfg.Window), ttl)
 	if err != nil {
 		return nil, err
 	}

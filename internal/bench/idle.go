@@ -83,6 +83,9 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 	if (cfg.Server == "") != (cfg.AdminToken == "") {
 		return nil, errors.New("bench: give a server and its admin token, or neither")
 	}
+	if strings.Contains(cfg.Server, ",") {
+		return nil, errors.New("bench: connections are measured on one server's memory: give one server")
+	}
 	var (
 		tgt *target
 		pid int

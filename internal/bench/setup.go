@@ -24,7 +24,8 @@ import (
 
 // target is the server a run talks to, and how to let it go.
 type target struct {
-	base       string // http://host:port
+	base       string   // http://host:port: the admin calls go there
+	bases      []string // every node, base first: user i streams from bases[i%len]
 	adminToken string
 	inProcess  bool   // started in this process
 	child      bool   // started as a child process
@@ -33,17 +34,39 @@ type target struct {
 	stop       func() error
 }
 
-// connectTarget returns the server at base, or, when base is empty, one
-// started in this process.
-func connectTarget(base, adminToken, store string, log *slog.Logger) (*target, error) {
-	if base == "" {
+// connectTarget returns the servers at bases (comma-separated: the nodes
+// of one deployment), or, when bases is empty, one started in this
+// process.
+func connectTarget(bases, adminToken, store string, log *slog.Logger) (*target, error) {
+	if bases == "" {
 		return startInProcess(store, log)
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("bench: server %q: want http://host:port", base)
+	list, err := serverList(bases)
+	if err != nil {
+		return nil, err
 	}
-	return &target{base: strings.TrimRight(base, "/"), adminToken: adminToken, stop: func() error { return nil }}, nil
+	return &target{base: list[0], bases: list, adminToken: adminToken, stop: func() error { return nil }}, nil
+}
+
+// serverList splits a comma-separated list of base URLs and checks each.
+func serverList(bases string) ([]string, error) {
+	var list []string
+	for b := range strings.SplitSeq(bases, ",") {
+		u, err := url.Parse(b)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("bench: server %q: want http://host:port, or several separated by commas", b)
+		}
+		list = append(list, strings.TrimRight(b, "/"))
+	}
+	return list, nil
+}
+
+// nodes is how many servers the run spreads its users over.
+func (t *target) nodes() []string {
+	if len(t.bases) == 0 {
+		return []string{t.base}
+	}
+	return t.bases
 }
 
 // describe names the server for the report.
@@ -53,6 +76,8 @@ func (t *target) describe() string {
 		return "in-process (" + t.store + ", temporary directory)"
 	case t.child:
 		return "child process " + t.base + " (" + t.command + ", temporary directory)"
+	case len(t.bases) > 1:
+		return fmt.Sprintf("%s (%d nodes; user i streams from node i mod %d)", strings.Join(t.bases, ", "), len(t.bases), len(t.bases))
 	}
 	return t.base
 }
@@ -174,7 +199,7 @@ type user struct {
 
 // makeUsers mints tokens for n users, alternating between the two apps,
 // so that every pair and every group mixes apps.
-func makeUsers(base string, hc *http.Client, a, b chat.App, n, outbox, ttlSecs int) ([]*user, error) {
+func makeUsers(bases []string, hc *http.Client, a, b chat.App, n, outbox, ttlSecs int) ([]*user, error) {
 	ttl := time.Duration(ttlSecs) * time.Second
 	now := time.Now()
 	us := make([]*user, n)
@@ -192,7 +217,10 @@ func makeUsers(base string, hc *http.Client, a, b chat.App, n, outbox, ttlSecs i
 			idx:   i,
 			addr:  app.ID + ":" + id,
 			token: tok,
-			client: client.New(base, tok, &client.Options{
+			// Round robin over the nodes: the two of a pair, and the
+			// neighbours in a group, stream from different nodes, so
+			// that their messages cross the bus.
+			client: client.New(bases[i%len(bases)], tok, &client.Options{
 				HTTPClient:  hc,
 				EventBuffer: 1024,
 				MaxOutbox:   outbox,
