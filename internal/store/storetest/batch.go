@@ -333,6 +333,21 @@ var batchCases = []testCase{
 			e.t.Errorf("append after empty batches: seq %d, want 2", r.Message.Seq)
 		}
 	}},
+	{"MetaOrNone", func(e *env) {
+		// A batch mixing messages with and without meta keeps each as
+		// sent: no meta stays none, in the answers and in the history.
+		a, b := addr("alice"), addr("bob")
+		e.newGroup("g1", a, b)
+		ms := []chat.Message{e.msg("g1", a, "c-1", "one"), e.msg("g1", a, "c-2", "two"), e.msg("g1", a, "c-3", "three")}
+		ms[1].Meta = nil
+		want := []chat.Message{withSeq(ms[2], 3), withSeq(ms[1], 2), withSeq(ms[0], 1)}
+		res := e.batch(ms...)
+		wantEqual(e.t, "answers", []chat.Message{res[2].Message, res[1].Message, res[0].Message}, want)
+		wantEqual(e.t, "Messages", e.messages("g1", 0, 10), want)
+		if m := e.messages("g1", 0, 10); len(m) == 3 && m[1].Meta != nil {
+			e.t.Errorf("a message sent without meta came back with %q", m[1].Meta)
+		}
+	}},
 	{"NoAliasing", func(e *env) {
 		a, b := addr("alice"), addr("bob")
 		e.newGroup("g1", a, b)
