@@ -247,6 +247,12 @@ func Int(v string) (int64, error) {
 	if v == "null" {
 		return 0, nil
 	}
+	// JSON's grammar, which strconv's is wider than: no sign but a
+	// minus, no leading zero.
+	d := strings.TrimPrefix(v, "-")
+	if d == "" || d[0] < '0' || d[0] > '9' || (d[0] == '0' && len(d) > 1) {
+		return 0, ErrSyntax
+	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
 		return 0, ErrSyntax

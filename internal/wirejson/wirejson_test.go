@@ -10,14 +10,21 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/wirejson"
 )
 
-func TestAppendMessageMatchesEncodingJSON(t *testing.T) {
+// sampleMessages are messages of every kind of content the encoders and
+// decoders treat apart.
+func sampleMessages() []chat.Message {
 	at := time.Date(2026, 11, 27, 1, 2, 3, 4500, time.UTC)
-	for _, m := range []chat.Message{
+	return []chat.Message{
 		{ConversationID: "dabc", Seq: 7, Sender: "messenger:alice", ClientID: "c-1", Kind: "text", Body: "hi", Meta: json.RawMessage(`{}`), SentAt: at},
 		{ConversationID: "g1", Seq: 1 << 40, Sender: "a:b", ClientID: "x", Kind: "text", Body: "quote \" slash \\ tab \t nl \n <b>&amp;", SentAt: at.Truncate(time.Second)},
 		{ConversationID: "g1", Seq: 2, Sender: "a:b", ClientID: "x", Kind: "text", Body: "héllo \u2028 ✓", Meta: json.RawMessage(`{"k":[1,"<v>"]}`), SentAt: at},
 		{ConversationID: "g1", Seq: 3, Sender: "a:b", ClientID: "x", Kind: "text", Body: "bad utf8 \xff", Meta: json.RawMessage(`{"k":"é"}`)},
-	} {
+		{ConversationID: "g1", Seq: -3, Sender: "a:b", ClientID: "x", Kind: "text"},
+	}
+}
+
+func TestAppendMessageMatchesEncodingJSON(t *testing.T) {
+	for _, m := range sampleMessages() {
 		want, err := json.Marshal(&m)
 		if err != nil {
 			t.Fatal(err)

@@ -22,7 +22,6 @@ package natsbus
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -190,9 +189,11 @@ func (b *Bus) Publish(ctx context.Context, events ...bus.Event) error {
 	if closed {
 		return errClosed
 	}
+	var data []byte
 	for i := range events {
-		data, err := json.Marshal(&events[i])
-		if err != nil {
+		var err error
+		// NATS copies the data into its buffer: one buffer serves all.
+		if data, err = appendEvent(data[:0], &events[i]); err != nil {
 			return fmt.Errorf("natsbus: encode: %w", err)
 		}
 		if err := b.nc.Publish(b.subject(events[i].User), data); err != nil {
@@ -300,7 +301,7 @@ func (b *Bus) dispatch() {
 			continue
 		}
 		var ev bus.Event
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
+		if err := decodeEvent(m.Data, &ev); err != nil {
 			b.log.Warn("dropping an undecodable bus event", "subject", m.Subject, "err", err)
 			continue
 		}
