@@ -358,73 +358,14 @@ func scanMsg(row pgx.Row, extra ...any) (chat.Message, error) {
 	return m, err
 }
 
-// AppendMessage implements store.Store. The conversation's row lock
-// numbers the message; the stream rows' locks number the cursors.
+// AppendMessage implements store.Store: a batch of one (AppendMessages),
+// so that a single send takes the same two round trips.
 func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (store.Appended, error) {
-	var res store.Appended
-	err := s.tx(ctx, "append to "+m.ConversationID, func(ctx context.Context, tx pgx.Tx) error {
-		res = store.Appended{}
-		// One round trip: the lock, then the idempotency record, read
-		// under the lock.
-		b := &pgx.Batch{}
-		var (
-			c       chat.Conversation
-			convErr error
-			prev    chat.Message
-			prevCur int64
-			prevErr error
-		)
-		b.Queue(`SELECT `+convColumns+` FROM conversations WHERE id = $1 FOR UPDATE`, m.ConversationID).QueryRow(func(row pgx.Row) error {
-			c, convErr = scanConv(row)
-			return nil
-		})
-		b.Queue(`SELECT `+msgColumns+`, sender_cursor FROM messages WHERE conversation_id = $1 AND sender = $2 AND client_id = $3`,
-			m.ConversationID, string(m.Sender), m.ClientID).QueryRow(func(row pgx.Row) error {
-			prev, prevErr = scanMsg(row, &prevCur)
-			return nil
-		})
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
-		if errors.Is(convErr, pgx.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if convErr != nil {
-			return convErr
-		}
-		if !c.HasMember(m.Sender) {
-			return store.ErrNotFound
-		}
-		if prevErr == nil {
-			res = store.Appended{Message: prev, Cursor: prevCur}
-			return nil
-		}
-		if !errors.Is(prevErr, pgx.ErrNoRows) {
-			return prevErr
-		}
-		m.Seq = c.LastSeq + 1
-		ds, err := appendEntry(ctx, tx, sortedUnique(c.Members), entry{kind: kindMessage, conversationID: m.ConversationID, seq: m.Seq})
-		if err != nil {
-			return err
-		}
-		res = store.Appended{Message: m, Deliveries: ds, Created: true}
-		for _, d := range ds {
-			if d.User == m.Sender {
-				res.Cursor = d.Cursor
-			}
-		}
-		b = &pgx.Batch{}
-		b.Queue(`INSERT INTO messages (`+msgColumns+`, sender_cursor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			m.ConversationID, m.Seq, string(m.Sender), m.ClientID, m.Kind, m.Body, nullMeta(m.Meta), nanos(m.SentAt), res.Cursor)
-		b.Queue(`UPDATE conversations SET last_seq = $2, updated_at = $3 WHERE id = $1`, m.ConversationID, m.Seq, nanos(m.SentAt))
-		b.Queue(`UPDATE members SET read_seq = $3 WHERE conversation_id = $1 AND member = $2`, m.ConversationID, string(m.Sender), m.Seq)
-		return tx.SendBatch(ctx, b).Close()
-	})
+	res, err := s.AppendMessages(ctx, []chat.Message{m})
 	if err != nil {
 		return store.Appended{}, err
 	}
-	res.Message.Meta = slices.Clone(res.Message.Meta)
-	return res, nil
+	return res[0], nil
 }
 
 // Messages implements store.Store.
