@@ -21,10 +21,10 @@ type Yardstick struct {
 	AfterCPUPerDel  float64 `json:"relay_after_cpu_us_per_delivery"`
 }
 
-// MeasureYardstick runs the relay for d (after d/2 of warmup) in its
+// yardstick runs the relay for d (after d/2 of warmup) in its
 // default shape and returns its rate and CPU time per delivery. progress
 // and terminal are as in Config.
-func MeasureYardstick(ctx context.Context, d time.Duration, cfg Config) (perSec, cpuUs float64, err error) {
+func yardstick(ctx context.Context, d time.Duration, cfg Config) (perSec, cpuUs float64, err error) {
 	y := Config{Duration: d, Warmup: d / 2, Progress: cfg.Progress, Terminal: cfg.Terminal, ProgressInterval: cfg.ProgressInterval}
 	if y.Warmup == 0 {
 		y.Warmup = -1 // none
@@ -45,14 +45,14 @@ func RunWithYardstick(ctx context.Context, cfg Config, d time.Duration) (*Result
 	}
 	y := &Yardstick{DurationS: d.Seconds()}
 	var err error
-	if y.BeforePerSec, y.BeforeCPUPerDel, err = MeasureYardstick(ctx, d, cfg); err != nil {
+	if y.BeforePerSec, y.BeforeCPUPerDel, err = yardstick(ctx, d, cfg); err != nil {
 		return nil, err
 	}
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		return res, err
 	}
-	if y.AfterPerSec, y.AfterCPUPerDel, err = MeasureYardstick(ctx, d, cfg); err != nil {
+	if y.AfterPerSec, y.AfterCPUPerDel, err = yardstick(ctx, d, cfg); err != nil {
 		return nil, err
 	}
 	res.Yardstick = y
