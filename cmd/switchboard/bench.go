@@ -21,7 +21,7 @@ const benchUsage = `usage:
                     [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s]
                     [--yardstick 3s] [--json]
   switchboard bench --connections N [--server URL --admin-token T --server-pid PID] [--json]
-  switchboard bench --relay [--users 200] [--window 16] [--duration 10s] [--warmup 2s] [--body-size 64] [--json]
+  switchboard bench --relay [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s] [--body-size 64] [--json]
 
 With several --server URLs (the nodes of one deployment, sharing a store and
 a bus), user i streams from node i mod n: every pair spans two nodes.
@@ -29,8 +29,10 @@ Without --server, bench starts a server itself on a temporary data directory
 (removed afterwards): in this process for a workload, as a child process for
 --connections, so that the memory measured is the server's alone.
 --relay runs a plain TCP relay with no storage in the same pairs workload:
-how fast this machine is, for comparing figures across machines;
---yardstick runs it just before and after a workload, and reports both.
+how fast this machine is, for comparing figures across machines; with
+--rate, what this machine's sockets and scheduler alone cost in latency at
+that rate. --yardstick runs it just before and after a workload, and
+reports both.
 The admin token may also come from SWITCHBOARD_ADMIN_TOKEN.
 Exit status 1 when a message was lost, duplicated or out of order.
 
@@ -215,13 +217,13 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // notForRelay lists the flags set on the command line that --relay does
-// not take: those of a server, another workload or an open loop. Taking
+// not take: those of a server or another workload. Taking
 // them silently would make a figure look like what it is not.
 func notForRelay(fs *flag.FlagSet) []string {
 	var bad []string
 	fs.Visit(func(f *flag.Flag) {
 		switch v := f.Value.String(); f.Name {
-		case "relay", "users", "window", "duration", "warmup", "body-size", "json", "quiet", "cpuprofile", "memprofile", "trace":
+		case "relay", "users", "window", "rate", "duration", "warmup", "body-size", "json", "quiet", "cpuprofile", "memprofile", "trace":
 		case "workload":
 			if v != loadgen.Pairs {
 				bad = append(bad, "--workload "+v)

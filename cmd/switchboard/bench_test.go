@@ -26,15 +26,15 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "--server", "http://127.0.0.1:1", "--quiet"}, exitError, "needs its admin token"},
 		{[]string{"bench", "-h"}, exitOK, "--relay"},
 		{[]string{"bench", "--relay", "--users", "3", "--quiet"}, exitError, "do not make whole pairs"},
-		// --relay measures its own relay: flags of a server, another
-		// workload or an open loop would make its figure mean something else.
+		// --relay measures its own relay: flags of a server or another
+		// workload would make its figure mean something else.
 		{[]string{"bench", "--relay", "--server", "http://127.0.0.1:1"}, exitUsage, "not go with --server"},
-		{[]string{"bench", "--relay", "--rate", "1000"}, exitUsage, "not go with --rate"},
 		{[]string{"bench", "--relay", "--connections", "10"}, exitUsage, "not go with --connections"},
 		{[]string{"bench", "--relay", "--workload", "groups"}, exitUsage, "not go with --workload groups"},
 		{[]string{"bench", "--relay", "--store", "memory"}, exitUsage, "not go with --store memory"},
 		{[]string{"bench", "--relay", "--server-process"}, exitUsage, "not go with --server-process"},
-		{[]string{"bench", "--relay", "--rate", "5", "--store", "memory"}, exitUsage, "not go with --rate, --store memory"},
+		{[]string{"bench", "--relay", "--server-process", "--store", "memory"}, exitUsage, "not go with --server-process, --store memory"},
+		{[]string{"bench", "--relay", "--rate", "-5", "--quiet"}, exitError, "rate -5: must be a positive number"},
 		{[]string{"bench", "--relay", "--yardstick", "1s"}, exitUsage, "--yardstick takes a positive duration, and goes with a workload"},
 		{[]string{"bench", "--connections", "10", "--yardstick", "1s"}, exitUsage, "not with --relay or --connections"},
 		{[]string{"bench", "--yardstick", "-1s"}, exitUsage, "--yardstick takes a positive duration"},

@@ -23,7 +23,10 @@ import (
 // and acknowledged to the sender) over a plain TCP server in this process
 // that does none of Switchboard's work: no storage, no WebSocket, no JSON.
 // Machines differ by 2x in speed; its figure, taken beside a bench run,
-// says how much of a difference between two runs is the machine.
+// says how much of a difference between two runs is the machine. With a
+// Rate the loop is open, as in Run: each send goes out on its own
+// schedule, in a write of its own, whatever came back; the latencies then
+// say what this machine's sockets and scheduler alone cost at that rate.
 //
 // Frames, both ways: a 4-byte big-endian payload length, then the
 // payload, whose first byte is its kind. A client's first frame is a
@@ -51,15 +54,18 @@ const (
 type RelayResult struct {
 	Workload        string  `json:"workload"` // "relay"
 	Users           int     `json:"users"`
-	Window          int     `json:"window"`
+	Loop            string  `json:"loop"`             // "closed" or "open"
+	Window          int     `json:"window,omitempty"` // closed loop
+	Rate            float64 `json:"rate,omitempty"`   // open loop, messages per second
 	BodySize        int     `json:"body_size"`
 	DurationS       float64 `json:"duration_s"`
 	WarmupS         float64 `json:"warmup_s"`
 	Sent            int64   `json:"sent"`
 	Delivered       int64   `json:"delivered"`
 	DeliveredPerSec float64 `json:"delivered_per_sec"`
-	// From the send (the frame going into the sender's buffer) to the
-	// peer's reader taking the deliver off the wire.
+	// From the send (the frame going into the sender's buffer; in an open
+	// loop, its due time) to the peer's reader taking the deliver off the
+	// wire.
 	P50Ms  float64 `json:"p50_ms"`
 	P99Ms  float64 `json:"p99_ms"`
 	P999Ms float64 `json:"p999_ms"`
@@ -79,9 +85,10 @@ type RelayResult struct {
 
 // Relay starts a plain TCP relay on 127.0.0.1 in this process, runs the
 // pairs workload through it and returns what it measured. Of cfg it uses
-// Users, Window, Duration, Warmup, BodySize and the progress fields, with
-// Run's defaults; it refuses what only a server run has (Server, Rate,
-// groups, the memory store, a child server). It returns an error when ctx
+// Users, Window (closed loop) or Rate (open loop), Duration, Warmup,
+// BodySize and the progress fields, with Run's defaults; it refuses what
+// only a server run has (Server, groups, the memory store, a child
+// server). It returns an error when ctx
 // ends, a connection fails, or the messages sent are not all acknowledged
 // and delivered within 10s of the end.
 func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
@@ -91,8 +98,6 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 	switch {
 	case cfg.Workload != Pairs:
 		return nil, errors.New("bench: the relay runs the pairs workload only")
-	case cfg.Rate != 0:
-		return nil, errors.New("bench: the relay runs a closed loop only (no rate)")
 	case cfg.Server != "" || len(cfg.ServerCommand) > 0 || cfg.Store != "pebble":
 		return nil, errors.New("bench: the relay is its own server: no server, server process or store")
 	}
@@ -160,7 +165,11 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 	r.endNs = int64(cfg.Warmup + cfg.Duration)
 	for _, u := range r.users {
 		receivers.Go(func() { r.receive(u) })
-		senders.Go(func() { r.send(sendCtx, u) })
+		if cfg.Rate > 0 {
+			senders.Go(func() { r.sendOnSchedule(sendCtx, u) })
+		} else {
+			senders.Go(func() { r.send(sendCtx, u) })
+		}
 	}
 	progressDone := make(chan struct{})
 	var progressWG sync.WaitGroup
@@ -218,6 +227,7 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 	res := &RelayResult{
 		Workload:        "relay",
 		Users:           cfg.Users,
+		Loop:            "closed",
 		Window:          cfg.Window,
 		BodySize:        cfg.BodySize,
 		DurationS:       cfg.Duration.Seconds(),
@@ -231,6 +241,9 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 		GoMaxProcs:      runtime.GOMAXPROCS(0),
 		LoadAvg:         loadAvg(),
 		LoadBefore:      loadBefore,
+	}
+	if cfg.Rate > 0 {
+		res.Loop, res.Window, res.Rate = "open", 0, cfg.Rate
 	}
 	if res.Delivered > 0 {
 		res.CPUPerDeliveryUs = (cpuEnd - cpuStart).Seconds() * 1e6 / float64(res.Delivered)
@@ -312,17 +325,52 @@ func (r *relayRun) send(ctx context.Context, u *relayUser) {
 		if now >= r.endNs {
 			return
 		}
-		b := w.AvailableBuffer()
-		b = binary.BigEndian.AppendUint32(b, uint32(1+r.cfg.BodySize))
-		b = append(b, frameSend)
-		b = binary.BigEndian.AppendUint64(b, seq)
-		b = binary.BigEndian.AppendUint64(b, uint64(now))
-		b = append(b, r.pad...)
-		w.Write(b) // an error sticks, for the next Flush
-		r.sent.add(u.idx, 1)
-		if now >= r.warmNs {
-			r.sentWin.add(u.idx, 1)
+		r.buffer(w, u, seq, now)
+	}
+}
+
+// sendOnSchedule is send's open loop, on Run's schedule (see openLoop):
+// each send is written on its own when due, or at once when late, and
+// keeps its due time, so that a stall counts in full.
+func (r *relayRun) sendOnSchedule(ctx context.Context, u *relayUser) {
+	w := bufio.NewWriterSize(u.c, relayBufSize)
+	interval := float64(r.cfg.Users) / r.cfg.Rate * 1e9
+	offset := interval * float64(u.idx) / float64(r.cfg.Users)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for seq := uint64(0); ; seq++ {
+		due := int64(offset + float64(seq)*interval)
+		if due >= r.endNs {
+			return
 		}
+		if wait := time.Duration(due - r.now()); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		r.buffer(w, u, seq, due)
+		if err := w.Flush(); err != nil {
+			r.fail(fmt.Errorf("user %d: send: %w", u.idx, err))
+			return
+		}
+	}
+}
+
+// buffer puts the user's send seq, sent at, into w.
+func (r *relayRun) buffer(w *bufio.Writer, u *relayUser, seq uint64, at int64) {
+	b := w.AvailableBuffer()
+	b = binary.BigEndian.AppendUint32(b, uint32(1+r.cfg.BodySize))
+	b = append(b, frameSend)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(at))
+	b = append(b, r.pad...)
+	w.Write(b) // an error sticks, for the next Flush
+	r.sent.add(u.idx, 1)
+	if at >= r.warmNs {
+		r.sentWin.add(u.idx, 1)
 	}
 }
 
@@ -343,6 +391,9 @@ func (r *relayRun) receive(u *relayUser) {
 		switch {
 		case p[0] == frameAck && len(p) == 1:
 			r.acked.add(u.idx, 1)
+			if r.cfg.Rate > 0 {
+				continue // an open loop has no window
+			}
 			select {
 			case u.free <- struct{}{}:
 			default:
@@ -546,7 +597,11 @@ func (r *RelayResult) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	row("workload", "relay (%d users in %d pairs, through a plain TCP relay in this process: no storage, no WebSocket, no JSON)", r.Users, r.Users/2)
-	row("load", "closed loop, %d in flight per user, %d-byte bodies", r.Window, r.BodySize)
+	if r.Loop == "open" {
+		row("load", "open loop, %s messages/s in all, %d-byte bodies", thousands(int64(r.Rate)), r.BodySize)
+	} else {
+		row("load", "closed loop, %d in flight per user, %d-byte bodies", r.Window, r.BodySize)
+	}
 	row("measured", "%.1f s after %.1f s of warmup", r.DurationS, r.WarmupS)
 	row("sent", "%s", thousands(r.Sent))
 	row("delivered", "%s\t%s/s", thousands(r.Delivered), thousands(int64(r.DeliveredPerSec)))

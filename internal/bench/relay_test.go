@@ -24,7 +24,7 @@ func TestRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Workload != "relay" || r.Users != 20 || r.Window != 4 || r.BodySize != 64 || r.DurationS != 0.3 || r.WarmupS != 0.1 {
+	if r.Workload != "relay" || r.Users != 20 || r.Loop != "closed" || r.Window != 4 || r.BodySize != 64 || r.DurationS != 0.3 || r.WarmupS != 0.1 {
 		t.Fatalf("shape: %+v", r)
 	}
 	if r.Sent <= 0 || r.Delivered <= 0 || r.DeliveredPerSec != float64(r.Delivered)/r.DurationS {
@@ -78,6 +78,44 @@ func TestRelay(t *testing.T) {
 	}
 }
 
+// TestRelayOpenLoop runs the relay on a schedule: every send due in the
+// measured window goes out, whatever the acks, and the result says so.
+func TestRelayOpenLoop(t *testing.T) {
+	const users, rate = 20, 2000.0
+	r, err := Relay(t.Context(), Config{Users: users, Rate: rate, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Loop != "open" || r.Rate != rate || r.Window != 0 {
+		t.Fatalf("shape: %+v", r)
+	}
+	// Each user's sends are 10 ms apart: 50 of each fall in the window,
+	// give or take the one at its edge.
+	if want := int64(rate * 0.5); r.Sent < want-users || r.Sent > want+users {
+		t.Fatalf("sent %d in the window, want %d give or take %d", r.Sent, want, users)
+	}
+	if r.Delivered < r.Sent-2*users || r.OutOfOrder != 0 {
+		t.Fatalf("delivered %d of %d, %d out of order", r.Delivered, r.Sent, r.OutOfOrder)
+	}
+	if !(0 < r.P50Ms && r.P50Ms <= r.P99Ms && r.P99Ms <= r.MaxMs) {
+		t.Fatalf("latency p50 %v p99 %v max %v", r.P50Ms, r.P99Ms, r.MaxMs)
+	}
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "open loop, 2,000 messages/s") {
+		t.Fatalf("table lacks the open loop:\n%s", table.String())
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"loop":"open","rate":2000`)) || bytes.Contains(b, []byte(`"window"`)) {
+		t.Fatalf("JSON: %s", b)
+	}
+}
+
 func TestRelayRefusesBadConfigs(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  Config
@@ -90,7 +128,7 @@ func TestRelayRefusesBadConfigs(t *testing.T) {
 		{Config{BodySize: 5}, "body size"},
 		{Config{BodySize: 5000}, "body size"},
 		{Config{Workload: Groups}, "pairs workload only"},
-		{Config{Rate: 100}, "closed loop only"},
+		{Config{Rate: -1}, "must be a positive number"},
 		{Config{Store: "memory"}, "its own server"},
 		{Config{Server: "http://127.0.0.1:1", AdminToken: "t"}, "its own server"},
 	} {
