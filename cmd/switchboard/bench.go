@@ -75,7 +75,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&child, "server-process", false, "without --server: start the server as a child process, to tell its CPU time from the load generator's")
 	fs.DurationVar(&idle.Settle, "settle", 2*time.Second, "with --connections: wait after the last connection before reading the memory")
 	fs.BoolVar(&relay, "relay", false, "run a plain TCP relay with no storage in the same pairs workload instead: how fast this machine is, for comparing figures across machines")
-	fs.DurationVar(&yardstick, "yardstick", 0, "with a workload: run the relay (as --relay) for this long before and after the run, and report both rates with the result: how fast the machine was meanwhile (0: no)")
+	fs.DurationVar(&yardstick, "yardstick", 0, "with a workload: run the relay (as --relay) for this long before and after the run, and report both rates with the result: how fast the machine was meanwhile; with --rate, also at that rate, and report its latencies (0: no)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (with no --server, the server's too)")

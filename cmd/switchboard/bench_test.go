@@ -122,6 +122,44 @@ func TestBenchYardstick(t *testing.T) {
 	}
 }
 
+// TestBenchYardstickOpenLoop: around an open loop the relay runs open too,
+// at the same rate, and its latencies come with the result.
+func TestBenchYardstickOpenLoop(t *testing.T) {
+	for _, asJSON := range []bool{true, false} {
+		var stdout, stderr bytes.Buffer
+		args := []string{"bench", "--users", "2", "--rate", "400", "--duration", "300ms", "--warmup", "0", "--yardstick", "200ms", "--quiet"}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		if code := run(t.Context(), args, noEnv, &stdout, &stderr); code != exitOK {
+			t.Fatalf("exit %d; stderr %s", code, stderr.String())
+		}
+		if !asJSON {
+			if !regexp.MustCompile(`relay at 400/s: p50 [0-9.]+ ms, p99 [0-9.]+ ms before; p50 [0-9.]+ ms, p99 [0-9.]+ ms after`).Match(stdout.Bytes()) {
+				t.Errorf("no open relay row in the table:\n%s", stdout.String())
+			}
+			continue
+		}
+		var r struct {
+			Yardstick *struct {
+				Before    float64 `json:"relay_before_per_sec"`
+				OpenRate  float64 `json:"open_rate"`
+				BeforeP50 float64 `json:"relay_open_before_p50_ms"`
+				BeforeP99 float64 `json:"relay_open_before_p99_ms"`
+				AfterP50  float64 `json:"relay_open_after_p50_ms"`
+				AfterP99  float64 `json:"relay_open_after_p99_ms"`
+			}
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			t.Fatalf("%v: %s", err, stdout.String())
+		}
+		y := r.Yardstick
+		if y == nil || y.Before <= 0 || y.OpenRate != 400 || !(0 < y.BeforeP50 && y.BeforeP50 <= y.BeforeP99) || !(0 < y.AfterP50 && y.AfterP50 <= y.AfterP99) {
+			t.Fatalf("result %s", stdout.String())
+		}
+	}
+}
+
 // TestBenchRelayJSON runs the relay for a moment and reads the one JSON
 // object it prints.
 func TestBenchRelayJSON(t *testing.T) {

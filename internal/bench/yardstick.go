@@ -11,6 +11,10 @@ import (
 // each, 64-byte bodies), so that a figure carries how fast the machine was
 // while it was measured. The machines these benchmarks run on are shared:
 // the relay's rate has been seen to change 2.4 times within an hour on one.
+//
+// Around an open loop the relay also runs open, at the run's rate (200
+// users still): its latencies are what this machine's sockets and
+// scheduler alone cost at that rate, a floor for the run's.
 type Yardstick struct {
 	// Each relay run is measured for DurationS after a warmup of half as
 	// long.
@@ -19,21 +23,56 @@ type Yardstick struct {
 	AfterPerSec     float64 `json:"relay_after_per_sec"`
 	BeforeCPUPerDel float64 `json:"relay_before_cpu_us_per_delivery"`
 	AfterCPUPerDel  float64 `json:"relay_after_cpu_us_per_delivery"`
+
+	// The open relay's, with an open loop only.
+	OpenRate        float64 `json:"open_rate,omitempty"`
+	OpenBeforeP50Ms float64 `json:"relay_open_before_p50_ms,omitempty"`
+	OpenBeforeP99Ms float64 `json:"relay_open_before_p99_ms,omitempty"`
+	OpenAfterP50Ms  float64 `json:"relay_open_after_p50_ms,omitempty"`
+	OpenAfterP99Ms  float64 `json:"relay_open_after_p99_ms,omitempty"`
 }
 
-// yardstick runs the relay for d (after d/2 of warmup) in its
-// default shape and returns its rate and CPU time per delivery. progress
-// and terminal are as in Config.
-func yardstick(ctx context.Context, d time.Duration, cfg Config) (perSec, cpuUs float64, err error) {
-	y := Config{Duration: d, Warmup: d / 2, Progress: cfg.Progress, Terminal: cfg.Terminal, ProgressInterval: cfg.ProgressInterval}
+// yardstick runs the relay for d (after d/2 of warmup) in its default
+// shape, in an open loop at rate when that is above zero; progress and
+// terminal are as in Config.
+func yardstick(ctx context.Context, d time.Duration, rate float64, cfg Config) (*RelayResult, error) {
+	y := Config{Duration: d, Warmup: d / 2, Rate: rate, Progress: cfg.Progress, Terminal: cfg.Terminal, ProgressInterval: cfg.ProgressInterval}
 	if y.Warmup == 0 {
 		y.Warmup = -1 // none
 	}
 	r, err := Relay(ctx, y)
 	if err != nil {
-		return 0, 0, fmt.Errorf("bench: yardstick: %w", err)
+		return nil, fmt.Errorf("bench: yardstick: %w", err)
 	}
-	return r.DeliveredPerSec, r.CPUPerDeliveryUs, nil
+	return r, nil
+}
+
+// measure runs the yardstick's relays (closed, then open when the run is)
+// and records them as before or after the run.
+func (y *Yardstick) measure(ctx context.Context, d time.Duration, cfg Config, after bool) error {
+	r, err := yardstick(ctx, d, 0, cfg)
+	if err != nil {
+		return err
+	}
+	var o *RelayResult
+	if cfg.Rate > 0 {
+		if o, err = yardstick(ctx, d, cfg.Rate, cfg); err != nil {
+			return err
+		}
+		y.OpenRate = cfg.Rate
+	}
+	if after {
+		y.AfterPerSec, y.AfterCPUPerDel = r.DeliveredPerSec, r.CPUPerDeliveryUs
+		if o != nil {
+			y.OpenAfterP50Ms, y.OpenAfterP99Ms = o.P50Ms, o.P99Ms
+		}
+		return nil
+	}
+	y.BeforePerSec, y.BeforeCPUPerDel = r.DeliveredPerSec, r.CPUPerDeliveryUs
+	if o != nil {
+		y.OpenBeforeP50Ms, y.OpenBeforeP99Ms = o.P50Ms, o.P99Ms
+	}
+	return nil
 }
 
 // RunWithYardstick runs the relay for d, then Run(ctx, cfg), then the relay
@@ -44,15 +83,14 @@ func RunWithYardstick(ctx context.Context, cfg Config, d time.Duration) (*Result
 		return Run(ctx, cfg)
 	}
 	y := &Yardstick{DurationS: d.Seconds()}
-	var err error
-	if y.BeforePerSec, y.BeforeCPUPerDel, err = yardstick(ctx, d, cfg); err != nil {
+	if err := y.measure(ctx, d, cfg, false); err != nil {
 		return nil, err
 	}
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		return res, err
 	}
-	if y.AfterPerSec, y.AfterCPUPerDel, err = yardstick(ctx, d, cfg); err != nil {
+	if err := y.measure(ctx, d, cfg, true); err != nil {
 		return nil, err
 	}
 	res.Yardstick = y
