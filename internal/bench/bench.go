@@ -615,23 +615,13 @@ func (r *run) closedLoop(ctx context.Context, u *user, stopped func()) {
 // its schedule goes out at once and keeps its due time, so the latency of
 // a stall is counted in full (no coordinated omission).
 func (r *run) openLoop(ctx context.Context, u *user, pending chan<- pend) {
-	interval := float64(r.cfg.Users) / r.cfg.Rate * 1e9
-	offset := interval * float64(u.idx) / float64(r.cfg.Users)
+	sch := newSchedule(r.cfg, u.idx, r.endNs)
+	defer sch.stop()
 	buf := make([]byte, 0, r.cfg.BodySize)
-	t := time.NewTimer(0)
-	defer t.Stop()
 	for k := 0; ; k++ {
-		due := int64(offset + float64(k)*interval)
-		if due >= r.endNs {
+		due, ok := sch.wait(ctx, k, r.now)
+		if !ok {
 			return
-		}
-		if wait := time.Duration(due - r.now()); wait > 0 {
-			t.Reset(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return
-			}
 		}
 		p, ok := r.send(ctx, u, due, &buf)
 		if !ok {
@@ -640,6 +630,40 @@ func (r *run) openLoop(ctx context.Context, u *user, pending chan<- pend) {
 		pending <- p
 	}
 }
+
+// schedule is one user's timetable in an open loop: send k is due at
+// offset + k*interval (ns since the epoch), where interval is users/rate
+// and the users' offsets spread them evenly over one interval.
+type schedule struct {
+	interval, offset float64
+	endNs            int64
+	t                *time.Timer
+}
+
+func newSchedule(cfg Config, user int, endNs int64) *schedule {
+	interval := float64(cfg.Users) / cfg.Rate * 1e9
+	return &schedule{interval: interval, offset: interval * float64(user) / float64(cfg.Users), endNs: endNs, t: time.NewTimer(0)}
+}
+
+// wait waits until send k is due, by now, and returns its due time; false
+// once k falls at or past the end, or ctx ends. A late send is due at once.
+func (s *schedule) wait(ctx context.Context, k int, now func() int64) (int64, bool) {
+	due := int64(s.offset + float64(k)*s.interval)
+	if due >= s.endNs {
+		return 0, false
+	}
+	if d := time.Duration(due - now()); d > 0 {
+		s.t.Reset(d)
+		select {
+		case <-s.t.C:
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
+	return due, true
+}
+
+func (s *schedule) stop() { s.t.Stop() }
 
 // send puts one message in the user's outbox; it reports false when the
 // user should stop sending.

@@ -334,22 +334,12 @@ func (r *relayRun) send(ctx context.Context, u *relayUser) {
 // keeps its due time, so that a stall counts in full.
 func (r *relayRun) sendOnSchedule(ctx context.Context, u *relayUser) {
 	w := bufio.NewWriterSize(u.c, relayBufSize)
-	interval := float64(r.cfg.Users) / r.cfg.Rate * 1e9
-	offset := interval * float64(u.idx) / float64(r.cfg.Users)
-	t := time.NewTimer(0)
-	defer t.Stop()
+	sch := newSchedule(r.cfg, u.idx, r.endNs)
+	defer sch.stop()
 	for seq := uint64(0); ; seq++ {
-		due := int64(offset + float64(seq)*interval)
-		if due >= r.endNs {
+		due, ok := sch.wait(ctx, int(seq), r.now)
+		if !ok {
 			return
-		}
-		if wait := time.Duration(due - r.now()); wait > 0 {
-			t.Reset(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return
-			}
 		}
 		r.buffer(w, u, seq, due)
 		if err := w.Flush(); err != nil {
