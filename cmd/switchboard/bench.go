@@ -217,8 +217,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // notForRelay lists the flags set on the command line that --relay does
-// not take: those of a server or another workload. Taking
-// them silently would make a figure look like what it is not.
+// not take: those of a server or another workload. Taking them silently
+// would make a figure look like what it is not.
 func notForRelay(fs *flag.FlagSet) []string {
 	var bad []string
 	fs.Visit(func(f *flag.Flag) {

@@ -646,7 +646,8 @@ func newSchedule(cfg Config, user int, endNs int64) *schedule {
 }
 
 // wait waits until send k is due, by now, and returns its due time; false
-// once k falls at or past the end, or ctx ends. A late send is due at once.
+// once k falls at or past the end, or ctx ends. It does not wait for a
+// send already late, whose due time stays what the schedule said.
 func (s *schedule) wait(ctx context.Context, k int, now func() int64) (int64, bool) {
 	due := int64(s.offset + float64(k)*s.interval)
 	if due >= s.endNs {

@@ -88,9 +88,9 @@ type RelayResult struct {
 // Users, Window (closed loop) or Rate (open loop), Duration, Warmup,
 // BodySize and the progress fields, with Run's defaults; it refuses what
 // only a server run has (Server, groups, the memory store, a child
-// server). It returns an error when ctx
-// ends, a connection fails, or the messages sent are not all acknowledged
-// and delivered within 10s of the end.
+// server). It returns an error when ctx ends, a connection fails, or the
+// messages sent are not all acknowledged and delivered within 10s of the
+// end.
 func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
