@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func TestBenchUsage(t *testing.T) {
@@ -249,20 +250,17 @@ func deliveriesOn(t *testing.T, base string) float64 {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %s", base, res.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("GET %s/metrics does not parse: %v", base, err)
 	}
 	var sum float64
-	for line := range strings.Lines(string(body)) {
-		if rest, ok := strings.CutPrefix(line, "switchboard_delivery_lag_seconds_count{"); ok {
-			_, v, _ := strings.Cut(rest, "} ")
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("metrics line %q: %v", line, err)
-			}
-			sum += f
-		}
+	for _, m := range fams["switchboard_delivery_lag_seconds"].GetMetric() {
+		sum += float64(m.GetHistogram().GetSampleCount())
 	}
 	return sum
 }
