@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -363,15 +362,6 @@ func pressEnter(shift bool) chromedp.Action[chromedp.Void] {
 		}
 		return nil
 	})
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if strings.Contains(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // acksInStream scrapes the server's switchboard_ws_acks_in_stream_total:
