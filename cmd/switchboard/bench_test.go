@@ -104,14 +104,18 @@ func TestBenchYardstick(t *testing.T) {
 			if !regexp.MustCompile(`yardstick +relay [0-9,]+/s before, [0-9,]+/s after \(0\.2 s each`).Match(stdout.Bytes()) {
 				t.Errorf("no yardstick row in the table:\n%s", stdout.String())
 			}
+			if !regexp.MustCompile(`wakeup [0-9]+ µs of CPU before, [0-9]+ after; a 4 KiB write and fdatasync [0-9]+ µs of CPU \([0-9]+ µs\) before`).Match(stdout.Bytes()) {
+				t.Errorf("no machine row in the table:\n%s", stdout.String())
+			}
 			continue
 		}
 		var r struct {
 			Delivered float64
 			Yardstick *struct {
-				DurationS float64 `json:"duration_s"`
-				Before    float64 `json:"relay_before_per_sec"`
-				After     float64 `json:"relay_after_per_sec"`
+				DurationS float64            `json:"duration_s"`
+				Before    float64            `json:"relay_before_per_sec"`
+				After     float64            `json:"relay_after_per_sec"`
+				Machine   map[string]float64 `json:"machine_before"`
 			}
 		}
 		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
@@ -119,6 +123,11 @@ func TestBenchYardstick(t *testing.T) {
 		}
 		if y := r.Yardstick; r.Delivered <= 0 || y == nil || y.DurationS != 0.2 || y.Before <= 0 || y.After <= 0 {
 			t.Fatalf("result %s", stdout.String())
+		}
+		for _, k := range []string{"wake_cpu_us", "fsync_cpu_us", "fsync_us"} {
+			if r.Yardstick.Machine[k] <= 0 {
+				t.Errorf("machine_before.%s: %s", k, stdout.String())
+			}
 		}
 	}
 }

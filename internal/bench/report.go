@@ -48,6 +48,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 			row("", "relay at %s/s: p50 %.2f ms, p99 %.2f ms before; p50 %.2f ms, p99 %.2f ms after (what sockets and scheduling alone cost)",
 				thousands(int64(y.OpenRate)), y.OpenBeforeP50Ms, y.OpenBeforeP99Ms, y.OpenAfterP50Ms, y.OpenAfterP99Ms)
 		}
+		b, a := y.MachineBefore, y.MachineAfter
+		row("", "a thread's wakeup %.0f µs of CPU before, %.0f after; a 4 KiB write and fdatasync %.0f µs of CPU (%.0f µs) before, %.0f (%.0f) after (what the machine charges)",
+			b.WakeCPUUs, a.WakeCPUUs, b.SyncCPUUs, b.SyncUs, a.SyncCPUUs, a.SyncUs)
 	}
 	return tw.Flush()
 }

@@ -15,6 +15,9 @@ import (
 // Around an open loop the relay also runs open, at the run's rate (200
 // users still): its latencies are what this machine's sockets and
 // scheduler alone cost at that rate, a floor for the run's.
+//
+// Before and after the relays it measures two prices of the machine
+// (Machine), each for a quarter of the relay's time.
 type Yardstick struct {
 	// Each relay run is measured for DurationS after a warmup of half as
 	// long.
@@ -30,6 +33,9 @@ type Yardstick struct {
 	OpenBeforeP99Ms float64 `json:"relay_open_before_p99_ms,omitempty"`
 	OpenAfterP50Ms  float64 `json:"relay_open_after_p50_ms,omitempty"`
 	OpenAfterP99Ms  float64 `json:"relay_open_after_p99_ms,omitempty"`
+
+	MachineBefore Machine `json:"machine_before"`
+	MachineAfter  Machine `json:"machine_after"`
 }
 
 // yardstick runs the relay for d (after d/2 of warmup) in its default
@@ -47,9 +53,14 @@ func yardstick(ctx context.Context, d time.Duration, rate float64, cfg Config) (
 	return r, nil
 }
 
-// measure runs the yardstick's relays (closed, then open when the run is)
-// and records them as before or after the run.
+// measure measures the machine's prices and runs the yardstick's relays
+// (closed, then open when the run is), and records them as before or
+// after the run.
 func (y *Yardstick) measure(ctx context.Context, d time.Duration, cfg Config, after bool) error {
+	m, err := measureMachine(ctx, d/4)
+	if err != nil {
+		return err
+	}
 	r, err := yardstick(ctx, d, 0, cfg)
 	if err != nil {
 		return err
@@ -62,12 +73,14 @@ func (y *Yardstick) measure(ctx context.Context, d time.Duration, cfg Config, af
 		y.OpenRate = cfg.Rate
 	}
 	if after {
+		y.MachineAfter = m
 		y.AfterPerSec, y.AfterCPUPerDel = r.DeliveredPerSec, r.CPUPerDeliveryUs
 		if o != nil {
 			y.OpenAfterP50Ms, y.OpenAfterP99Ms = o.P50Ms, o.P99Ms
 		}
 		return nil
 	}
+	y.MachineBefore = m
 	y.BeforePerSec, y.BeforeCPUPerDel = r.DeliveredPerSec, r.CPUPerDeliveryUs
 	if o != nil {
 		y.OpenBeforeP50Ms, y.OpenBeforeP99Ms = o.P50Ms, o.P99Ms
