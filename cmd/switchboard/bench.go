@@ -21,7 +21,7 @@ const benchUsage = `usage:
                     [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s]
                     [--yardstick 3s] [--json]
   switchboard bench --connections N [--server URL --admin-token T --server-pid PID] [--json]
-  switchboard bench --relay [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s] [--body-size 64] [--json]
+  switchboard bench --relay [--unbatched] [--users 200] [--window 16 | --rate R] [--duration 10s] [--warmup 2s] [--body-size 64] [--json]
 
 With several --server URLs (the nodes of one deployment, sharing a store and
 a bus), user i streams from node i mod n: every pair spans two nodes.
@@ -31,8 +31,10 @@ Without --server, bench starts a server itself on a temporary data directory
 --relay runs a plain TCP relay with no storage in the same pairs workload:
 how fast this machine is, for comparing figures across machines; with
 --rate, what this machine's sockets and scheduler alone cost in latency at
-that rate. --yardstick runs it just before and after a workload, and
-reports both.
+that rate. --unbatched writes every frame in a system call of its own, at
+both ends, as a relay that does not batch does: the kind of relay the
+pairs target's reference figure came from (docs/benchmarks.md). --yardstick
+runs the relay just before and after a workload, and reports both.
 The admin token may also come from SWITCHBOARD_ADMIN_TOKEN.
 Exit status 1 when a message was lost, duplicated or out of order.
 
@@ -74,8 +76,9 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.IntVar(&idle.ServerPID, "server-pid", 0, "with --server: the server's process id on this machine, to read its memory (--connections) or CPU time")
 	fs.BoolVar(&child, "server-process", false, "without --server: start the server as a child process, to tell its CPU time from the load generator's")
 	fs.DurationVar(&idle.Settle, "settle", 2*time.Second, "with --connections: wait after the last connection before reading the memory")
+	fs.BoolVar(&cfg.Unbatched, "unbatched", false, "with --relay: every frame in a system call of its own, at both ends, as a relay that does not batch writes")
 	fs.BoolVar(&relay, "relay", false, "run a plain TCP relay with no storage in the same pairs workload instead: how fast this machine is, for comparing figures across machines")
-	fs.DurationVar(&yardstick, "yardstick", 0, "with a workload: run the relay (as --relay) for this long before and after the run, and report both rates with the result: how fast the machine was meanwhile; with --rate, also at that rate, and report its latencies (0: no)")
+	fs.DurationVar(&yardstick, "yardstick", 0, "with a workload: run the relay (as --relay), batched and unbatched, for this long before and after the run, and report the rates with the result: how fast the machine was meanwhile; with --rate, also at that rate, and report its latencies (0: no)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (with no --server, the server's too)")
@@ -101,6 +104,10 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if yardstick != 0 && (relay || idle.Connections > 0 || yardstick < 0) {
 		fmt.Fprintln(stderr, "switchboard bench: --yardstick takes a positive duration, and goes with a workload, not with --relay or --connections")
+		return exitUsage
+	}
+	if cfg.Unbatched && !relay {
+		fmt.Fprintln(stderr, "switchboard bench: --unbatched goes with --relay only")
 		return exitUsage
 	}
 	if relay {
@@ -223,7 +230,7 @@ func notForRelay(fs *flag.FlagSet) []string {
 	var bad []string
 	fs.Visit(func(f *flag.Flag) {
 		switch v := f.Value.String(); f.Name {
-		case "relay", "users", "window", "rate", "duration", "warmup", "body-size", "json", "quiet", "cpuprofile", "memprofile", "trace":
+		case "relay", "unbatched", "users", "window", "rate", "duration", "warmup", "body-size", "json", "quiet", "cpuprofile", "memprofile", "trace":
 		case "workload":
 			if v != loadgen.Pairs {
 				bad = append(bad, "--workload "+v)

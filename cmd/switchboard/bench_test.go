@@ -36,6 +36,8 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "--relay", "--server-process"}, exitUsage, "not go with --server-process"},
 		{[]string{"bench", "--relay", "--server-process", "--store", "memory"}, exitUsage, "not go with --server-process, --store memory"},
 		{[]string{"bench", "--relay", "--rate", "-5", "--quiet"}, exitError, "rate -5: must be a positive number"},
+		{[]string{"bench", "--unbatched"}, exitUsage, "--unbatched goes with --relay only"},
+		{[]string{"bench", "-h"}, exitOK, "--unbatched"},
 		{[]string{"bench", "--relay", "--yardstick", "1s"}, exitUsage, "--yardstick takes a positive duration, and goes with a workload"},
 		{[]string{"bench", "--connections", "10", "--yardstick", "1s"}, exitUsage, "not with --relay or --connections"},
 		{[]string{"bench", "--yardstick", "-1s"}, exitUsage, "--yardstick takes a positive duration"},
@@ -104,6 +106,9 @@ func TestBenchYardstick(t *testing.T) {
 			if !regexp.MustCompile(`yardstick +relay [0-9,]+/s before, [0-9,]+/s after \(0\.2 s each`).Match(stdout.Bytes()) {
 				t.Errorf("no yardstick row in the table:\n%s", stdout.String())
 			}
+			if !regexp.MustCompile(`relay unbatched [0-9,]+/s before, [0-9,]+/s after`).Match(stdout.Bytes()) {
+				t.Errorf("no unbatched relay row in the table:\n%s", stdout.String())
+			}
 			if !regexp.MustCompile(`wakeup [0-9]+ µs of CPU before, [0-9]+ after; a 4 KiB write and fdatasync [0-9]+ µs of CPU \([0-9]+ µs\) before`).Match(stdout.Bytes()) {
 				t.Errorf("no machine row in the table:\n%s", stdout.String())
 			}
@@ -116,12 +121,14 @@ func TestBenchYardstick(t *testing.T) {
 				Before    float64            `json:"relay_before_per_sec"`
 				After     float64            `json:"relay_after_per_sec"`
 				Machine   map[string]float64 `json:"machine_before"`
+				UBefore   float64            `json:"relay_unbatched_before_per_sec"`
+				UAfter    float64            `json:"relay_unbatched_after_per_sec"`
 			}
 		}
 		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 			t.Fatalf("%v: %s", err, stdout.String())
 		}
-		if y := r.Yardstick; r.Delivered <= 0 || y == nil || y.DurationS != 0.2 || y.Before <= 0 || y.After <= 0 {
+		if y := r.Yardstick; r.Delivered <= 0 || y == nil || y.DurationS != 0.2 || y.Before <= 0 || y.After <= 0 || y.UBefore <= 0 || y.UAfter <= 0 {
 			t.Fatalf("result %s", stdout.String())
 		}
 		for _, k := range []string{"wake_cpu_us", "fsync_cpu_us", "fsync_us"} {

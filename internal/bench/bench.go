@@ -66,6 +66,10 @@ type Config struct {
 	// long (or after twice the sending time plus Drain in all), what is
 	// acknowledged and still missing is lost. Zero: 10s.
 	Drain time.Duration
+	// Unbatched is the relay's only (Relay): every frame is written in a
+	// system call of its own, at both ends.
+	Unbatched bool
+
 	// BodySize is the length of each message body in bytes (at least the
 	// 20 the send time takes). Zero: 64.
 	BodySize int
@@ -325,6 +329,9 @@ func (r *run) fail(err error) {
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
+	}
+	if cfg.Unbatched {
+		return nil, errors.New("bench: unbatched writes are the relay's only (--relay)")
 	}
 	loadBefore := loadAvg()[0]
 	var (

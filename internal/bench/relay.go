@@ -27,6 +27,10 @@ import (
 // Rate the loop is open, as in Run: each send goes out on its own
 // schedule, in a write of its own, whatever came back; the latencies then
 // say what this machine's sockets and scheduler alone cost at that rate.
+// Unbatched, every frame goes in a write of its own at both ends, as in a
+// relay that does not batch: the kind of relay the pairs target's
+// reference figure (about 140,000/s) came from, so that its rate tells
+// how this machine compares with the one the target was set on.
 //
 // Frames, both ways: a 4-byte big-endian payload length, then the
 // payload, whose first byte is its kind. A client's first frame is a
@@ -57,6 +61,7 @@ type RelayResult struct {
 	Loop            string  `json:"loop"`             // "closed" or "open"
 	Window          int     `json:"window,omitempty"` // closed loop
 	Rate            float64 `json:"rate,omitempty"`   // open loop, messages per second
+	Unbatched       bool    `json:"unbatched,omitempty"`
 	BodySize        int     `json:"body_size"`
 	DurationS       float64 `json:"duration_s"`
 	WarmupS         float64 `json:"warmup_s"`
@@ -102,7 +107,7 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 		return nil, errors.New("bench: the relay is its own server: no server, server process or store")
 	}
 	loadBefore := loadAvg()[0]
-	srv, err := startRelay(cfg.Users)
+	srv, err := startRelay(cfg.Users, cfg.Unbatched)
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +233,7 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 		Workload:        "relay",
 		Users:           cfg.Users,
 		Loop:            "closed",
+		Unbatched:       cfg.Unbatched,
 		Window:          cfg.Window,
 		BodySize:        cfg.BodySize,
 		DurationS:       cfg.Duration.Seconds(),
@@ -300,7 +306,8 @@ func (r *relayRun) err() error {
 
 // send keeps Window sends in flight until the end of the measured window
 // or ctx: it buffers sends while slots are free and writes them out when
-// none is, so that a batch goes out per wait, as the Go client's do.
+// none is, so that a batch goes out per wait, as the Go client's do;
+// unbatched, it writes each send out at once.
 func (r *relayRun) send(ctx context.Context, u *relayUser) {
 	w := bufio.NewWriterSize(u.c, relayBufSize)
 	defer func() {
@@ -326,6 +333,11 @@ func (r *relayRun) send(ctx context.Context, u *relayUser) {
 			return
 		}
 		r.buffer(w, u, seq, now)
+		if r.cfg.Unbatched {
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
 	}
 }
 
@@ -418,12 +430,13 @@ func (r *relayRun) receive(u *relayUser) {
 // relayServer is the relay: a reading goroutine per connection that
 // writes each send to the peer's buffered writer and an ack to its own,
 // and flushes both once it has read all it has been sent, so that writes
-// are batched per read.
+// are batched per read; unbatched, after each frame.
 type relayServer struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	ready chan struct{} // closed once every user has said hello
-	done  chan struct{} // closed by close
+	ln        net.Listener
+	unbatched bool
+	wg        sync.WaitGroup
+	ready     chan struct{} // closed once every user has said hello
+	done      chan struct{} // closed by close
 
 	mu     sync.Mutex // guards the 4 following fields
 	conns  []net.Conn // every connection accepted, to close
@@ -440,12 +453,12 @@ type relayConn struct {
 	w  *bufio.Writer
 }
 
-func startRelay(users int) (*relayServer, error) {
+func startRelay(users int, unbatched bool) (*relayServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("bench: relay: %w", err)
 	}
-	s := &relayServer{ln: ln, ready: make(chan struct{}), done: make(chan struct{}), byUser: make([]*relayConn, users)}
+	s := &relayServer{ln: ln, unbatched: unbatched, ready: make(chan struct{}), done: make(chan struct{}), byUser: make([]*relayConn, users)}
 	s.wg.Go(s.accept)
 	return s, nil
 }
@@ -527,7 +540,7 @@ func (s *relayServer) serve(rc *relayConn) {
 		rc.mu.Lock()
 		appendFrame(rc.w, frameAck, nil)
 		rc.mu.Unlock()
-		if !fr.more() {
+		if s.unbatched || !fr.more() {
 			peer.flush()
 			rc.flush()
 		}
@@ -587,6 +600,9 @@ func (r *RelayResult) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	row("workload", "relay (%d users in %d pairs, through a plain TCP relay in this process: no storage, no WebSocket, no JSON)", r.Users, r.Users/2)
+	if r.Unbatched {
+		row("writes", "unbatched: every frame in a system call of its own, at both ends")
+	}
 	if r.Loop == "open" {
 		row("load", "open loop, %s messages/s in all, %d-byte bodies", thousands(int64(r.Rate)), r.BodySize)
 	} else {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -196,5 +198,96 @@ func TestRelayCancel(t *testing.T) {
 			t.Fatalf("%d goroutines, %d before", runtime.NumGoroutine(), base)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// writeCounter counts the writes on a connection.
+type writeCounter struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *writeCounter) Write(b []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestRelayServerWrites sends three frames to the relay in one write: it
+// relays them in one write to the peer and one of acks back, or, unbatched,
+// in a write each.
+func TestRelayServerWrites(t *testing.T) {
+	for _, unbatched := range []bool{false, true} {
+		s := &relayServer{unbatched: unbatched, ready: make(chan struct{}), done: make(chan struct{}), byUser: make([]*relayConn, 2)}
+		var users [2]net.Conn
+		var relayEnds [2]*writeCounter
+		for i := range users {
+			relayEnd, userEnd := net.Pipe()
+			users[i], relayEnds[i] = userEnd, &writeCounter{Conn: relayEnd}
+			rc := &relayConn{c: relayEnds[i], w: bufio.NewWriterSize(relayEnds[i], relayBufSize)}
+			s.wg.Go(func() { s.serve(rc) })
+			if _, err := userEnd.Write(binary.BigEndian.AppendUint32([]byte{0, 0, 0, 5, frameHello}, uint32(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var sends []byte
+		for range 3 {
+			sends = append(sends, 0, 0, 0, 2, frameSend, 'x')
+		}
+		if _, err := users[0].Write(sends); err != nil {
+			t.Fatal(err)
+		}
+		// Each user reads its three frames: delivers to the peer, acks
+		// back to the sender.
+		var wg sync.WaitGroup
+		for i, want := range []byte{frameAck, frameDeliver} {
+			wg.Go(func() {
+				fr := frameReader{br: bufio.NewReaderSize(users[i], relayBufSize)}
+				for range 3 {
+					if p, err := fr.next(); err != nil || p[0] != want {
+						t.Errorf("user %d: frame %q, %v; want %q", i, p, err, want)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		want := int64(1)
+		if unbatched {
+			want = 3
+		}
+		for i, c := range relayEnds {
+			if got := c.n.Load(); got != want {
+				t.Errorf("unbatched %v: %d writes to user %d, want %d", unbatched, got, i, want)
+			}
+		}
+		for _, u := range users {
+			u.Close()
+		}
+		s.wg.Wait()
+	}
+}
+
+// TestRelayUnbatched runs the unbatched relay for a moment: it relays, and
+// says it was unbatched in its table and JSON.
+func TestRelayUnbatched(t *testing.T) {
+	r, err := Relay(t.Context(), Config{Users: 4, Window: 4, Duration: 200 * time.Millisecond, Warmup: -1, Unbatched: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Unbatched || r.Delivered <= 0 || r.OutOfOrder != 0 {
+		t.Fatalf("result %+v", r)
+	}
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "unbatched: every frame in a system call of its own") {
+		t.Fatalf("table:\n%s", table.String())
+	}
+	if b, err := json.Marshal(r); err != nil || !bytes.Contains(b, []byte(`"unbatched":true`)) {
+		t.Fatalf("JSON %s, %v", b, err)
+	}
+	if _, err := Run(t.Context(), Config{Unbatched: true}); err == nil || !strings.Contains(err.Error(), "relay's only") {
+		t.Fatalf("Run unbatched: %v", err)
 	}
 }

@@ -44,6 +44,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if y := r.Yardstick; y != nil {
 		row("yardstick", "relay %s/s before, %s/s after (%.1f s each; how fast the machine was)",
 			thousands(int64(y.BeforePerSec)), thousands(int64(y.AfterPerSec)), y.DurationS)
+		row("", "relay unbatched %s/s before, %s/s after (the kind of relay the pairs target's reference of about 140,000/s came from)",
+			thousands(int64(y.UnbatchedBeforePerSec)), thousands(int64(y.UnbatchedAfterPerSec)))
 		if y.OpenRate > 0 {
 			row("", "relay at %s/s: p50 %.2f ms, p99 %.2f ms before; p50 %.2f ms, p99 %.2f ms after (what sockets and scheduling alone cost)",
 				thousands(int64(y.OpenRate)), y.OpenBeforeP50Ms, y.OpenBeforeP99Ms, y.OpenAfterP50Ms, y.OpenAfterP99Ms)

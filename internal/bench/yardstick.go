@@ -16,7 +16,10 @@ import (
 // users still): its latencies are what this machine's sockets and
 // scheduler alone cost at that rate, a floor for the run's.
 //
-// Before and after the relays it measures two prices of the machine
+// The relay also runs unbatched (Config.Unbatched), as the relay the
+// pairs target's reference figure came from: the two rates' ratio to a
+// run's says how the machine compares with the one the target was set
+// on. Before and after the relays it measures two prices of the machine
 // (Machine), each for a quarter of the relay's time.
 type Yardstick struct {
 	// Each relay run is measured for DurationS after a warmup of half as
@@ -26,6 +29,9 @@ type Yardstick struct {
 	AfterPerSec     float64 `json:"relay_after_per_sec"`
 	BeforeCPUPerDel float64 `json:"relay_before_cpu_us_per_delivery"`
 	AfterCPUPerDel  float64 `json:"relay_after_cpu_us_per_delivery"`
+
+	UnbatchedBeforePerSec float64 `json:"relay_unbatched_before_per_sec"`
+	UnbatchedAfterPerSec  float64 `json:"relay_unbatched_after_per_sec"`
 
 	// The open relay's, with an open loop only.
 	OpenRate        float64 `json:"open_rate,omitempty"`
@@ -39,10 +45,10 @@ type Yardstick struct {
 }
 
 // yardstick runs the relay for d (after d/2 of warmup) in its default
-// shape, in an open loop at rate when that is above zero; progress and
-// terminal are as in Config.
-func yardstick(ctx context.Context, d time.Duration, rate float64, cfg Config) (*RelayResult, error) {
-	y := Config{Duration: d, Warmup: d / 2, Rate: rate, Progress: cfg.Progress, Terminal: cfg.Terminal, ProgressInterval: cfg.ProgressInterval}
+// shape, in an open loop at rate when that is above zero, unbatched when
+// asked; progress and terminal are as in Config.
+func yardstick(ctx context.Context, d time.Duration, rate float64, unbatched bool, cfg Config) (*RelayResult, error) {
+	y := Config{Duration: d, Warmup: d / 2, Rate: rate, Unbatched: unbatched, Progress: cfg.Progress, Terminal: cfg.Terminal, ProgressInterval: cfg.ProgressInterval}
 	if y.Warmup == 0 {
 		y.Warmup = -1 // none
 	}
@@ -54,33 +60,37 @@ func yardstick(ctx context.Context, d time.Duration, rate float64, cfg Config) (
 }
 
 // measure measures the machine's prices and runs the yardstick's relays
-// (closed, then open when the run is), and records them as before or
-// after the run.
+// (closed, closed unbatched, then open when the run is), and records them
+// as before or after the run.
 func (y *Yardstick) measure(ctx context.Context, d time.Duration, cfg Config, after bool) error {
 	m, err := measureMachine(ctx, d/4)
 	if err != nil {
 		return err
 	}
-	r, err := yardstick(ctx, d, 0, cfg)
+	r, err := yardstick(ctx, d, 0, false, cfg)
+	if err != nil {
+		return err
+	}
+	u, err := yardstick(ctx, d, 0, true, cfg)
 	if err != nil {
 		return err
 	}
 	var o *RelayResult
 	if cfg.Rate > 0 {
-		if o, err = yardstick(ctx, d, cfg.Rate, cfg); err != nil {
+		if o, err = yardstick(ctx, d, cfg.Rate, false, cfg); err != nil {
 			return err
 		}
 		y.OpenRate = cfg.Rate
 	}
 	if after {
-		y.MachineAfter = m
+		y.MachineAfter, y.UnbatchedAfterPerSec = m, u.DeliveredPerSec
 		y.AfterPerSec, y.AfterCPUPerDel = r.DeliveredPerSec, r.CPUPerDeliveryUs
 		if o != nil {
 			y.OpenAfterP50Ms, y.OpenAfterP99Ms = o.P50Ms, o.P99Ms
 		}
 		return nil
 	}
-	y.MachineBefore = m
+	y.MachineBefore, y.UnbatchedBeforePerSec = m, u.DeliveredPerSec
 	y.BeforePerSec, y.BeforeCPUPerDel = r.DeliveredPerSec, r.CPUPerDeliveryUs
 	if o != nil {
 		y.OpenBeforeP50Ms, y.OpenBeforeP99Ms = o.P50Ms, o.P99Ms
