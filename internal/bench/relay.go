@@ -29,8 +29,7 @@ import (
 // say what this machine's sockets and scheduler alone cost at that rate.
 // Unbatched, every frame goes in a write of its own at both ends, as in a
 // relay that does not batch: the kind of relay the pairs target's
-// reference figure (about 140,000/s) came from, so that its rate tells
-// how this machine compares with the one the target was set on.
+// reference figure (about 140,000/s) came from, to be set beside it.
 //
 // Frames, both ways: a 4-byte big-endian payload length, then the
 // payload, whose first byte is its kind. A client's first frame is a

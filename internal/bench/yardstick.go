@@ -16,11 +16,12 @@ import (
 // users still): its latencies are what this machine's sockets and
 // scheduler alone cost at that rate, a floor for the run's.
 //
-// The relay also runs unbatched (Config.Unbatched), as the relay the
-// pairs target's reference figure came from: the two rates' ratio to a
-// run's says how the machine compares with the one the target was set
-// on. Before and after the relays it measures two prices of the machine
-// (Machine), each for a quarter of the relay's time.
+// The relay also runs unbatched (Config.Unbatched), the kind of relay the
+// pairs target's reference figure (about 140,000/s) came from, so that a
+// run can be set beside that figure; neither relay predicts Switchboard's
+// own rate from one machine to another (docs/benchmarks.md). Before and
+// after the relays it measures two prices of the machine (Machine), each
+// for a quarter of the relay's time.
 type Yardstick struct {
 	// Each relay run is measured for DurationS after a warmup of half as
 	// long.
