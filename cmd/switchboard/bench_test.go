@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/switchboard-chat/switchboard/internal/metrics/metricstest"
 )
 
 func TestBenchUsage(t *testing.T) {
@@ -261,19 +259,7 @@ func TestBenchAcrossNodes(t *testing.T) {
 // live sessions, summed over the apps.
 func deliveriesOn(t *testing.T, base string) float64 {
 	t.Helper()
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s/metrics: %s", base, res.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatalf("GET %s/metrics does not parse: %v", base, err)
-	}
+	fams := metricstest.Scrape(t, base)
 	var sum float64
 	for _, m := range fams["switchboard_delivery_lag_seconds"].GetMetric() {
 		sum += float64(m.GetHistogram().GetSampleCount())

@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/internal/metrics/metricstest"
 )
 
 // TestScrapeCountsParkedSessions: a session with nothing to read is parked
@@ -43,7 +44,7 @@ func TestScrapeCountsParkedSessions(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			fams := scrape(t, base)
+			fams := metricstest.Scrape(t, base)
 			o, i := gauge(fams, "switchboard_ws_connections"), gauge(fams, "switchboard_ws_idle_connections")
 			if o == open && i == idle {
 				return

@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/internal/metrics"
+	"github.com/switchboard-chat/switchboard/internal/metrics/metricstest"
 	"github.com/switchboard-chat/switchboard/internal/server"
 )
 
@@ -40,24 +38,6 @@ func node(t *testing.T, st string) *server.Server {
 		}
 	})
 	return srv
-}
-
-func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
-	t.Helper()
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("GET /metrics: %s", res.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatalf("the scrape does not parse: %v", err)
-	}
-	return fams
 }
 
 // find returns the metric of family name whose labels include want, or nil.
@@ -115,7 +95,7 @@ func testScrape(t *testing.T, st string) {
 	alice := client.New(base, token("messenger", "alice"), nil)
 	bob := client.New(base, token("messenger", "bob"), nil)
 
-	before := scrape(t, base)
+	before := metricstest.Scrape(t, base)
 	if before["switchboard_ws_connections"] == nil || before["switchboard_store_duration_seconds"] == nil {
 		t.Fatalf("families missing from the scrape: %v", keys(before))
 	}
@@ -182,7 +162,7 @@ func testScrape(t *testing.T, st string) {
 		}
 	}
 
-	after := scrape(t, base)
+	after := metricstest.Scrape(t, base)
 	app := map[string]string{"app": "messenger"}
 	if d := counter(after, "switchboard_messages_sent_total", app) - counter(before, "switchboard_messages_sent_total", app); d != n+pipelined {
 		t.Errorf("switchboard_messages_sent_total{app=messenger} moved by %v, want %d", d, n+pipelined)

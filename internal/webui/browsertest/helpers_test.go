@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,9 +18,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/switchboard-chat/switchboard/internal/metrics/metricstest"
 	"github.com/switchboard-chat/switchboard/internal/server"
 )
 
@@ -369,19 +367,7 @@ func pressEnter(shift bool) chromedp.Action[chromedp.Void] {
 // that asked for merge_acks.
 func acksInStream(t *testing.T, base string) float64 {
 	t.Helper()
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", res.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatalf("GET /metrics does not parse: %v", err)
-	}
+	fams := metricstest.Scrape(t, base)
 	f := fams["switchboard_ws_acks_in_stream_total"]
 	if f == nil || len(f.Metric) != 1 {
 		t.Fatalf("GET /metrics has no switchboard_ws_acks_in_stream_total")
