@@ -224,23 +224,50 @@ func PlainString(s string, i int) (v string, end int, ok bool) {
 // plain: printable ASCII other than a quote or a backslash. It reads 8
 // bytes at a time (SWAR): a string decoder's hot loop, over every body.
 func plainPrefix(s string) int {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		// A byte's high bit set in x: it is under 0x20, at or over 0x80,
-		// a quote or a backslash (the zero-byte test of each, ORed).
-		x := (w - ones*0x20) | w | (((w ^ ones*'"') - ones) &^ (w ^ ones*'"')) | (((w ^ ones*'\\') - ones) &^ (w ^ ones*'\\'))
-		if x&highs != 0 {
+		if w := word(s, i); unplain(w)&highs != 0 {
 			break
 		}
 	}
 	return i
 }
+
+// htmlSafePrefix is plainPrefix for what encoding/json writes as it is:
+// also no '<', '>' or '&', which it escapes. The encoders' hot loop, over
+// every string of every frame the server sends.
+func htmlSafePrefix(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := word(s, i)
+		if (unplain(w)|zeroIn(w^ones*'<')|zeroIn(w^ones*'>')|zeroIn(w^ones*'&'))&highs != 0 {
+			break
+		}
+	}
+	return i
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// word reads s[i:i+8] as a little-endian word (one load, once compiled).
+func word(s string, i int) uint64 {
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// unplain sets the high bit of a byte of w (and perhaps of bytes above it,
+// by borrows, which only matters once one is set) when that byte is under
+// 0x20, at or over 0x80, a quote or a backslash.
+func unplain(w uint64) uint64 {
+	return (w - ones*0x20) | w | zeroIn(w^ones*'"') | zeroIn(w^ones*'\\')
+}
+
+// zeroIn sets the high bit of each zero byte of x (the usual test, with
+// the same borrows as unplain).
+func zeroIn(x uint64) uint64 { return (x - ones) &^ x }
 
 // Int decodes a JSON integer; null is 0.
 func Int(v string) (int64, error) {
@@ -262,7 +289,7 @@ func Int(v string) (int64, error) {
 
 // AppendString appends s as a JSON string, as encoding/json writes it.
 func AppendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
+	for i := htmlSafePrefix(s); i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			b, _ := json.Marshal(s) // a string always encodes
 			return append(dst, b...)

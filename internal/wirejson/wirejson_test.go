@@ -74,7 +74,7 @@ func TestFields(t *testing.T) {
 // AppendString writes what json.Marshal writes, and String reads it back
 // as json.Unmarshal does.
 func FuzzString(f *testing.F) {
-	for _, s := range []string{"", "plain", `q"\`, "<&>", "é\u2028", "\x00\x1f", "\xff\xfe", "sixteen bytes ok", "seven b\"then sixteen", "0123456789abcde\\", "12345678\x7f123456\x1f"} {
+	for _, s := range []string{"", "plain", `q"\`, "<&>", "é\u2028", "\x00\x1f", "\xff\xfe", "sixteen bytes ok", "seven b\"then sixteen", "0123456789abcde\\", "12345678\x7f123456\x1f", "abcdefg&", "<bcdefgh12345678", "12345678abcdefg>", "word one\"word two"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -139,6 +139,20 @@ func BenchmarkValid(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAppendMessage encodes a message as the server does in every
+// update and ack frame.
+//
+//	go test -run '^$' -bench AppendMessage ./internal/wirejson/
+func BenchmarkAppendMessage(b *testing.B) {
+	m := chat.Message{ConversationID: "d26t6iujpmnwmgp2jdgh2a3vl", Seq: 5683, Sender: "bench-bc6b9a-a:u74",
+		ClientID: "407a45e085b69dca92af8f07", Kind: "text", Body: "5683720 " + strings.Repeat("x", 56),
+		Meta: json.RawMessage(`{}`), SentAt: time.Date(2026, 11, 27, 1, 2, 3, 4500, time.UTC)}
+	buf := make([]byte, 0, 512)
+	for b.Loop() {
+		buf = wirejson.AppendMessage(buf[:0], &m)
+	}
 }
 
 // PlainString reads plain strings in place and leaves any other value.
