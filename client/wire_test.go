@@ -248,7 +248,7 @@ func TestParseFastMatchesWalk(t *testing.T) {
 //
 //	go test -run '^$' -fuzz FuzzParseUTC -fuzztime 30s ./client/
 func FuzzParseUTC(f *testing.F) {
-	for _, s := range []string{"2026-11-27T08:00:00Z", "2026-11-27T08:00:00.123Z", "2024-02-29T23:59:59.999999999Z", "2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-27T08:00:00.Z"} {
+	for _, s := range []string{"2026-11-27T08:00:00Z", "2026-11-27T08:00:00.123Z", "2024-02-29T23:59:59.999999999Z", "2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-27T08:00:00.Z", "0000-02-29T00:00:00Z", "0000-03-01T00:00:00.5Z", "9999-12-31T23:59:59Z", "2100-02-29T00:00:00Z"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
