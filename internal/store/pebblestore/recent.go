@@ -28,11 +28,16 @@ import (
 // lookup reads only those (olderThan), which are the sstables from before
 // the store opened and those that compactions made from them, and skips
 // every sstable made of records written since. A key the filters may hold
-// (a repeat, or 1 in some 50 new ones) is looked up everywhere, as before.
+// (a repeat, or a false positive) is looked up everywhere, as before.
 //
 // The filters hold recentSetSize records each, recentSets of them at most
 // (20 MiB): past that, the oldest goes once its batches are applied, and
-// the sstables holding its records are read again.
+// the sstables holding its records are read again. A key is checked
+// against every filter, so each filter adds a cache miss and its 1.1% of
+// false positives: four filters of 4 Mi records let 4.5% of new keys
+// through to the sstables where sixteen of 1 Mi let 18% through, for the
+// same memory (docs/benchmarks.md), though the first filter then takes 5
+// MiB at a store's first write.
 //
 // The records a store holds when it opens go, in the background, into
 // filters of their own (scanOpened), unless there are more than the
@@ -96,8 +101,8 @@ func olderThan(covered uint64) func(props map[string]string) bool {
 }
 
 const (
-	recentSetSize = 1 << 20 // records per filter
-	recentSets    = 16      // filters kept at most
+	recentSetSize = 1 << 22 // records per filter
+	recentSets    = 4       // filters kept at most
 )
 
 // recentIdem holds bloom filters of the idempotency records written since
