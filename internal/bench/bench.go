@@ -551,8 +551,8 @@ drain:
 		res.ServerCPUCores = (srvEnd - srvStart).Seconds() / cfg.Duration.Seconds()
 	}
 	if res.Delivered > 0 {
-		res.CPUPerDeliveryUs = (cpuEnd - cpuStart).Seconds() * 1e6 / float64(res.Delivered)
-		res.ServerCPUPerDeliveryUs = (srvEnd - srvStart).Seconds() * 1e6 / float64(res.Delivered)
+		res.CPUPerDeliveryUs = usPer(cpuEnd-cpuStart, res.Delivered)
+		res.ServerCPUPerDeliveryUs = usPer(srvEnd-srvStart, res.Delivered)
 	}
 	if cfg.Rate > 0 {
 		res.Loop, res.Rate = "open", cfg.Rate

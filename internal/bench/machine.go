@@ -69,7 +69,7 @@ func measureWake(ctx context.Context, d time.Duration) (float64, error) {
 		ping <- struct{}{}
 		<-pong
 	}
-	return usPer(cputime.Self()-cpu0, 2*n), nil
+	return usPer(cputime.Self()-cpu0, int64(2*n)), nil
 }
 
 // measureSync writes and syncs 4 KiB blocks of a file in the temporary
@@ -106,9 +106,11 @@ func measureSync(ctx context.Context, d time.Duration) (cpuUs, wallUs float64, e
 		}
 		walls = append(walls, time.Since(t))
 	}
-	cpuUs = usPer(cputime.Self()-cpu0, len(walls))
+	cpuUs = usPer(cputime.Self()-cpu0, int64(len(walls)))
 	slices.Sort(walls)
 	return cpuUs, float64(walls[len(walls)/2]) / 1e3, nil
 }
 
-func usPer(t time.Duration, n int) float64 { return float64(t) / 1e3 / float64(n) }
+// usPer returns t per n, in µs: the CPU per delivery of the runs and the
+// relay, and per wakeup or sync of the machine's prices.
+func usPer(t time.Duration, n int64) float64 { return float64(t) / 1e3 / float64(n) }

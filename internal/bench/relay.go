@@ -251,7 +251,7 @@ func Relay(ctx context.Context, cfg Config) (*RelayResult, error) {
 		res.Loop, res.Window, res.Rate = "open", 0, cfg.Rate
 	}
 	if res.Delivered > 0 {
-		res.CPUPerDeliveryUs = (cpuEnd - cpuStart).Seconds() * 1e6 / float64(res.Delivered)
+		res.CPUPerDeliveryUs = usPer(cpuEnd-cpuStart, res.Delivered)
 	}
 	h := r.lat.merged()
 	res.P50Ms, res.P99Ms, res.P999Ms = ms(h, 50), ms(h, 99), ms(h, 99.9)
