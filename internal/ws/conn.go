@@ -97,7 +97,7 @@ type conn struct {
 
 	// serial holds, per conversation with an operation running, the
 	// operations waiting their turn.
-	serial map[string][]op
+	serial lanes
 
 	// mergeAcks is the session's choice (?merge_acks=true) that the ack of
 	// a send on this socket stand in for the update of the message it
@@ -467,15 +467,12 @@ func (c *conn) startOp(key string, o op) {
 
 	c.mu.Lock()
 	if key != "" {
-		if q, busy := c.serial[key]; busy {
-			c.serial[key] = append(q, o)
+		if q, busy := c.serial.get(key); busy {
+			c.serial.set(key, append(q, o))
 			c.mu.Unlock()
 			return
 		}
-		if c.serial == nil {
-			c.serial = make(map[string][]op)
-		}
-		c.serial[key] = nil // present: busy
+		c.serial.set(key, nil)
 	}
 	c.bg.Add(1)
 	c.mu.Unlock()
@@ -498,12 +495,9 @@ func (c *conn) startOp(key string, o op) {
 				return
 			}
 			c.mu.Lock()
-			q := c.serial[key]
+			q, _ := c.serial.get(key)
 			if len(q) == 0 {
-				delete(c.serial, key)
-				if len(c.serial) == 0 {
-					c.serial = nil // no map kept while idle
-				}
+				c.serial.free(key)
 				c.mu.Unlock()
 				return
 			}
@@ -516,7 +510,7 @@ func (c *conn) startOp(key string, o op) {
 				}
 			}
 			batch = append(batch[:0], q[:n]...)
-			c.serial[key] = q[n:]
+			c.serial.set(key, q[n:])
 			c.mu.Unlock()
 		}
 	})
