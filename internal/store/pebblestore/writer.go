@@ -29,9 +29,24 @@ type request struct {
 	// apply does the request's checks and then its writes on the writer's
 	// batch. It must write nothing when it returns an error.
 	apply func(w *writer) error
-	// err is apply's error, or the commit's; done is closed once it is set.
+	// err is apply's error, or the commit's; done gets one value once it
+	// is set.
 	err  error
 	done chan struct{}
+}
+
+// requests keeps answered requests for reuse: one write call otherwise
+// allocates a request and its channel. An abandoned request stays with the
+// writer and is not reused.
+var requests = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+// finish returns r's error and gives r back for reuse; r is answered, and
+// nothing else holds it.
+func (r *request) finish() error {
+	err := r.err
+	r.ctx, r.apply, r.err = nil, nil, nil
+	requests.Put(r)
+	return err
 }
 
 // submit queues fn for the writer and waits until its batch is durable.
@@ -39,17 +54,21 @@ func (s *Store) submit(ctx context.Context, fn func(w *writer) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{ctx: ctx, apply: fn, done: make(chan struct{})}
+	r := requests.Get().(*request)
+	r.ctx, r.apply = ctx, fn
+	r.state.Store(queued)
 	select {
 	case s.reqs <- r:
 	case <-s.quit:
+		r.finish()
 		return fmt.Errorf("pebblestore: %w", store.ErrClosed)
 	case <-ctx.Done():
+		r.finish()
 		return ctx.Err()
 	}
 	select {
 	case <-r.done:
-		return r.err
+		return r.finish()
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(queued, abandoned) {
 			return ctx.Err()
@@ -62,12 +81,13 @@ func (s *Store) submit(ctx context.Context, fn func(w *writer) error) error {
 	}
 	// The writer took r before we could abandon it: its outcome stands.
 	<-r.done
-	return r.err
+	return r.finish()
 }
 
+// answer answers r, once: the writer does not touch r afterwards.
 func (r *request) answer(err error) {
 	r.err = err
-	close(r.done)
+	r.done <- struct{}{}
 }
 
 // writer is the state of the writer goroutine. Only that goroutine touches
@@ -271,9 +291,12 @@ func (s *Store) run(w *writer) {
 	applyq := make(chan *built, 1)
 	syncq := make(chan *built, 4)
 	appliedq := make(chan appliedBatch, 64)
+	// The syncer hands answered batches back for the next ones, so that
+	// a batch costs no allocations of its own.
+	spare := make(chan *built, 8)
 	var pipeline sync.WaitGroup
 	pipeline.Go(func() { s.applier(applyq, syncq, appliedq) })
-	pipeline.Go(func() { s.syncer(syncq) })
+	pipeline.Go(func() { s.syncer(syncq, spare) })
 	defer func() {
 		close(applyq)
 		pipeline.Wait()
@@ -301,7 +324,13 @@ func (s *Store) run(w *writer) {
 			}
 		}
 		w.gen++
-		batch := make([]*request, 0, 16)
+		var b *built
+		select {
+		case b = <-spare:
+		default:
+			b = &built{reqs: make([]*request, 0, 16)}
+		}
+		batch := b.reqs[:0]
 		if w.applyOne(first) {
 			batch = append(batch, first)
 		}
@@ -326,14 +355,13 @@ func (s *Store) run(w *writer) {
 		for _, st := range w.touched {
 			w.writeRun(st)
 		}
-		b := &built{gen: w.gen, b: w.b.build(w.db), reqs: batch}
+		b.gen, b.b, b.reqs, b.err = w.gen, w.b.build(w.db), batch, nil
+		b.users, b.convs = b.users[:0], b.convs[:0]
 		if len(w.touched) > 0 || len(w.newMessages) > 0 {
 			s.gate.add(b.gen, w.touched, w.newMessages)
-			b.users = make([]chat.Address, len(w.touched))
-			for i, st := range w.touched {
-				b.users[i] = st.user
+			for _, st := range w.touched {
+				b.users = append(b.users, st.user)
 			}
-			b.convs = make([]string, 0, len(w.newMessages))
 			for c := range w.newMessages {
 				b.convs = append(b.convs, c)
 			}
@@ -372,8 +400,9 @@ func (s *Store) applier(in <-chan *built, out chan<- *built, applied chan<- appl
 	}
 }
 
-// syncer waits until each batch is durable and answers its requests.
-func (s *Store) syncer(in <-chan *built) {
+// syncer waits until each batch is durable and answers its requests; it
+// then hands the batch to spare for reuse, when spare has room.
+func (s *Store) syncer(in <-chan *built, spare chan<- *built) {
 	var broken error
 	for b := range in {
 		err := b.err
@@ -397,6 +426,12 @@ func (s *Store) syncer(in <-chan *built) {
 				r.err = err
 			}
 			r.answer(r.err)
+		}
+		clear(b.reqs) // the requests go with their callers
+		b.b = nil
+		select {
+		case spare <- b:
+		default:
 		}
 	}
 }
