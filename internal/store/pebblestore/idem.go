@@ -54,11 +54,16 @@ type idemIndex struct {
 	hash   func(key []byte) uint64 // a test may make every key collide
 	byHash map[uint64]idemRec
 	byKey  map[string]idemRec // records whose hash byHash gives another
-	// ofGen lists the records each batch wrote, by hash and (for byKey)
-	// by key, until the batch is applied; kept then holds them, in batch
-	// order, until a flush covers them.
-	ofGen map[uint64]*idemBatch
-	kept  []*idemBatch
+	// batches lists, in batch order, the batches with records here: those
+	// applied and waiting for a flush to cover them, then those not yet
+	// applied. hashes and keys list their records (by hash for byHash, by
+	// key for byKey) in the same order. All three are queues, taken from
+	// the front as flushes cover batches, and kept as values so that a
+	// batch allocates nothing here.
+	batches  queue[idemBatch]
+	hashes   queue[uint64]
+	keys     queue[string]
+	nApplied int // the batches at the front that are applied
 	// arena holds the keys of the records in byHash in the order written,
 	// in chunks of arenaChunk bytes; a key does not straddle two. Offsets
 	// count from the arena's start ever: arena[0] starts at
@@ -71,12 +76,12 @@ type idemIndex struct {
 // arenaChunk is the size of the arena's chunks; a longer key goes to byKey.
 const arenaChunk = 1 << 20
 
-// idemBatch is the idempotency records of batch gen, whose last write has
-// seqnum last once applied; its keys end before arena offset end.
+// idemBatch is the idempotency records of batch gen: nh in byHash, whose
+// keys end before arena offset end, and nk in byKey. Once applied, last is
+// the seqnum of its last write.
 type idemBatch struct {
 	gen, last, end uint64
-	hashes         []uint64
-	keys           []string
+	nh, nk         int
 }
 
 func newIdemIndex() *idemIndex {
@@ -85,22 +90,21 @@ func newIdemIndex() *idemIndex {
 		hash:   func(key []byte) uint64 { return maphash.Bytes(seed, key) },
 		byHash: make(map[uint64]idemRec),
 		byKey:  make(map[string]idemRec),
-		ofGen:  make(map[uint64]*idemBatch),
 	}
 }
 
 // add indexes the record of key, whose hash is h (x.hash), written by
 // batch gen. The caller has looked key up and found nothing.
 func (x *idemIndex) add(key []byte, h uint64, r idemRec) {
-	b := x.ofGen[r.gen]
-	if b == nil {
-		b = &idemBatch{gen: r.gen}
-		x.ofGen[r.gen] = b
+	b := x.batches.last()
+	if b == nil || b.gen != r.gen {
+		b = x.batches.push(idemBatch{gen: r.gen})
 	}
 	if _, taken := x.byHash[h]; taken || len(key) > arenaChunk {
 		k := string(key)
 		x.byKey[k] = r
-		b.keys = append(b.keys, k)
+		x.keys.push(k)
+		b.nk++
 		return
 	}
 	n := len(x.arena)
@@ -116,7 +120,8 @@ func (x *idemIndex) add(key []byte, h uint64, r idemRec) {
 	r.at, r.n = (x.first+uint64(n-1))*arenaChunk+uint64(len(*last)), len(key)
 	*last = append(*last, key...)
 	x.byHash[h] = r
-	b.hashes = append(b.hashes, h)
+	x.hashes.push(h)
+	b.nh++
 	b.end = r.at + uint64(r.n)
 }
 
@@ -136,49 +141,50 @@ func (x *idemIndex) get(key []byte, h uint64) (idemRec, bool) {
 }
 
 // applied notes that batch gen is applied with last as its last seqnum:
-// its records now wait for a flush.
+// its records now wait for a flush. Batches are applied in order, so gen
+// is the first batch here not yet applied, or has no records.
 func (x *idemIndex) applied(gen, last uint64) {
-	b := x.ofGen[gen]
-	if b == nil {
-		return
+	if x.nApplied < x.batches.len() {
+		if b := x.batches.at(x.nApplied); b.gen == gen {
+			b.last = last
+			x.nApplied++
+		}
 	}
-	delete(x.ofGen, gen)
-	b.last = last
-	x.kept = append(x.kept, b)
 }
 
 // dropFlushed drops the records that a flush up to seqnum flushed has put
 // in sstables.
 func (x *idemIndex) dropFlushed(flushed uint64) {
-	n := 0
-	for _, b := range x.kept {
-		if b.last > flushed {
+	var front uint64
+	dropped := false
+	for x.batches.len() > 0 {
+		b := x.batches.at(0)
+		if x.nApplied == 0 || b.last > flushed {
 			break
 		}
-		for _, h := range b.hashes {
+		for range b.nh {
+			h := x.hashes.pop()
 			if r, ok := x.byHash[h]; ok && r.gen == b.gen {
 				delete(x.byHash, h)
 			}
 		}
-		for _, k := range b.keys {
+		for range b.nk {
+			k := x.keys.pop()
 			if r, ok := x.byKey[k]; ok && r.gen == b.gen {
 				delete(x.byKey, k)
 			}
 		}
-		n++
+		front = max(front, b.end)
+		x.batches.pop()
+		x.nApplied--
+		dropped = true
 	}
-	if n == 0 {
+	if !dropped {
 		return
 	}
 	// The keys of the dropped batches are at the arena's front, before
 	// the last one's end: a batch with a record in byHash has end set.
 	// The chunks before it go, but the one being filled.
-	var front uint64
-	for _, b := range x.kept[:n] {
-		front = max(front, b.end)
-	}
-	clear(x.kept[:n])
-	x.kept = append(x.kept[:0], x.kept[n:]...)
 	for len(x.arena) > 1 && front >= x.first*arenaChunk+uint64(len(x.arena[0])) {
 		if len(x.free) < 4 {
 			x.free = append(x.free, x.arena[0])
@@ -187,6 +193,48 @@ func (x *idemIndex) dropFlushed(flushed uint64) {
 		x.arena = x.arena[1:]
 		x.first++
 	}
+}
+
+// queue is a first-in, first-out list on a slice: pop moves a head, and
+// push moves what is left to the front when the slice is full, so that the
+// slice grows only with what the queue holds.
+type queue[T any] struct {
+	s    []T
+	head int
+}
+
+func (q *queue[T]) len() int { return len(q.s) - q.head }
+
+// at returns the i-th element from the front.
+func (q *queue[T]) at(i int) *T { return &q.s[q.head+i] }
+
+// last returns the last element, or nil.
+func (q *queue[T]) last() *T {
+	if q.len() == 0 {
+		return nil
+	}
+	return &q.s[len(q.s)-1]
+}
+
+func (q *queue[T]) push(v T) *T {
+	if len(q.s) == cap(q.s) && q.head > 0 {
+		n := copy(q.s, q.s[q.head:])
+		clear(q.s[n:])
+		q.s, q.head = q.s[:n], 0
+	}
+	q.s = append(q.s, v)
+	return &q.s[len(q.s)-1]
+}
+
+func (q *queue[T]) pop() T {
+	var zero T
+	v := q.s[q.head]
+	q.s[q.head] = zero
+	q.head++
+	if q.head == len(q.s) {
+		q.s, q.head = q.s[:0], 0
+	}
+	return v
 }
 
 // flushWatch records the highest seqnum flushed to sstables so far.

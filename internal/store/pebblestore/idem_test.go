@@ -338,3 +338,43 @@ func TestIdemArenaChunks(t *testing.T) {
 		t.Fatalf("first chunk %d, at most %d chunks: the arena did not drop chunks, or grew", x.first, maxChunks)
 	}
 }
+
+func TestQueue(t *testing.T) {
+	var q queue[int]
+	next, want := 0, 0
+	// Pushes outpace pops, then pops catch up, so that push both grows the
+	// slice and moves what is left to its front.
+	for round := range 50 {
+		for range round % 7 {
+			q.push(next)
+			next++
+		}
+		for range round % 5 {
+			if q.len() == 0 {
+				break
+			}
+			if l := q.last(); *l != next-1 {
+				t.Fatalf("last %d, want %d", *l, next-1)
+			}
+			if got := *q.at(0); got != want {
+				t.Fatalf("front %d, want %d", got, want)
+			}
+			if got := q.pop(); got != want {
+				t.Fatalf("pop %d, want %d", got, want)
+			}
+			want++
+		}
+		if q.len() != next-want {
+			t.Fatalf("len %d, want %d", q.len(), next-want)
+		}
+	}
+	for q.len() > 0 {
+		if got := q.pop(); got != want {
+			t.Fatalf("pop %d, want %d", got, want)
+		}
+		want++
+	}
+	if q.last() != nil || cap(q.s) > 64 {
+		t.Fatalf("empty queue: last %v, capacity %d", q.last(), cap(q.s))
+	}
+}
