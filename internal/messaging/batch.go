@@ -54,7 +54,8 @@ func (s *Service) SendBatch(ctx context.Context, caller chat.Address, rs []SendR
 	defer release()
 
 	// Charge and validate each, as Send does, before anything is stored.
-	valid := make([]int, 0, len(rs))
+	var validOf [16]int // on the stack for most batches
+	valid := validOf[:0]
 	for i := range rs {
 		if i > 0 {
 			if err := s.charge(ctx, caller); err != nil {
@@ -101,6 +102,15 @@ func (s *Service) SendBatch(ctx context.Context, caller chat.Address, rs []SendR
 		}
 	}
 	events := make([]bus.Event, 0, n)
+	// The messages' JSON goes into one buffer for the batch, each a slice
+	// capped at its end, so that nothing appended to one reaches the next.
+	size := 0
+	for j := range valid {
+		if a := &appended[j]; errs[j] == nil && a.Created {
+			size += 256 + len(a.Message.Body) + len(a.Message.Meta)
+		}
+	}
+	slab := make([]byte, 0, size)
 	for j, i := range valid {
 		if errs[j] != nil {
 			res[i].Err = storeErr(errs[j], "conversation "+conv)
@@ -111,7 +121,9 @@ func (s *Service) SendBatch(ctx context.Context, caller chat.Address, rs []SendR
 			res[i].Sent = Sent{Message: a.Message, Cursor: a.Cursor}
 			continue
 		}
-		mj := wirejson.AppendMessage(make([]byte, 0, 256+len(a.Message.Body)+len(a.Message.Meta)), &a.Message)
+		start := len(slab)
+		slab = wirejson.AppendMessage(slab, &a.Message)
+		mj := slab[start:len(slab):len(slab)]
 		res[i].Sent = Sent{Message: a.Message, Cursor: a.Cursor, Created: true, MessageJSON: mj}
 		// The updates point at the answer's copy, which nobody changes:
 		// no copy of the message per send.
