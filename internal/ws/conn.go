@@ -519,9 +519,12 @@ func (c *conn) startOp(key string, o op) {
 // runSends sends batch (sends to one conversation, in the client's order)
 // and queues their answers together.
 func (c *conn) runSends(ctx context.Context, batch []op) {
-	reqs := make([]messaging.SendRequest, len(batch))
-	for i, o := range batch {
-		reqs[i] = *o.send
+	// On the stack for most batches.
+	var reqsOf [8]messaging.SendRequest
+	var framesOf [8]frame
+	reqs := reqsOf[:0]
+	for _, o := range batch {
+		reqs = append(reqs, *o.send)
 	}
 	// The bus may hand this session the updates of the messages before
 	// SendBatch returns; with mergeAcks their acks then go in their place.
@@ -546,7 +549,7 @@ func (c *conn) runSends(ctx context.Context, batch []op) {
 		}
 		c.mu.Unlock()
 	}
-	frames := make([]frame, 0, len(batch))
+	frames := framesOf[:0]
 	for i := range results {
 		r := &results[i]
 		switch {
