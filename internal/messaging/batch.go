@@ -107,7 +107,7 @@ func (s *Service) SendBatch(ctx context.Context, caller chat.Address, rs []SendR
 	size := 0
 	for j := range valid {
 		if a := &appended[j]; errs[j] == nil && a.Created {
-			size += 256 + len(a.Message.Body) + len(a.Message.Meta)
+			size += messageJSONSize(&a.Message)
 		}
 	}
 	slab := make([]byte, 0, size)
@@ -166,4 +166,12 @@ func (s *Service) appendAll(ctx context.Context, ms []chat.Message) ([]store.App
 		res[i], errs[i] = s.st.AppendMessage(ctx, m)
 	}
 	return res, errs
+}
+
+// messageJSONSize is the length of m's JSON when its strings need no
+// escapes: the field names and punctuation, the longest seq and sent_at,
+// "null" meta, and the strings themselves. Escapes make it longer, and the
+// buffer then grows.
+func messageJSONSize(m *chat.Message) int {
+	return 160 + len(m.ConversationID) + len(m.Sender) + len(m.ClientID) + len(m.Kind) + len(m.Body) + len(m.Meta)
 }

@@ -2,7 +2,9 @@ package messaging
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/store"
 	"github.com/switchboard-chat/switchboard/internal/store/memstore"
 	"github.com/switchboard-chat/switchboard/internal/store/pebblestore"
+	"github.com/switchboard-chat/switchboard/internal/wirejson"
 )
 
 // oneByOne hides a store's AppendMessages, so that the Service falls back
@@ -218,5 +221,21 @@ func testSendBatch(t *testing.T, st store.Store) {
 	}
 	if want := int64(3 + ok); cv.LastSeq != want {
 		t.Errorf("LastSeq %d, want %d", cv.LastSeq, want)
+	}
+}
+
+// messageJSONSize must cover the JSON of a message whose strings need no
+// escapes, at the longest seq and sent_at, or a batch's buffer grows.
+func TestMessageJSONSizeCoversPlainMessages(t *testing.T) {
+	for _, m := range []chat.Message{
+		{ConversationID: "c", Seq: math.MaxInt64, Sender: "messenger:u1", ClientID: "k", Kind: chat.KindText, Body: "",
+			SentAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)},
+		{ConversationID: strings.Repeat("c", 64), Seq: 1, Sender: chat.Address("instagram:" + strings.Repeat("u", 64)), ClientID: strings.Repeat("k", 128),
+			Kind: chat.KindText, Body: strings.Repeat("b", 4000), Meta: json.RawMessage(`{"a":[1,2,3]}`),
+			SentAt: time.Date(2026, 11, 28, 2, 50, 0, 1, time.UTC)},
+	} {
+		if got, size := len(wirejson.AppendMessage(nil, &m)), messageJSONSize(&m); got > size {
+			t.Errorf("message of %d bytes of JSON, size estimated %d", got, size)
+		}
 	}
 }
