@@ -95,21 +95,16 @@ func (s *Service) SendBatch(ctx context.Context, caller chat.Address, rs []SendR
 	}
 	appended, errs := s.appendAll(ctx, ms)
 
-	n := 0
-	for j := range valid {
-		if errs[j] == nil && appended[j].Created {
-			n += len(appended[j].Deliveries)
-		}
-	}
-	events := make([]bus.Event, 0, n)
 	// The messages' JSON goes into one buffer for the batch, each a slice
 	// capped at its end, so that nothing appended to one reaches the next.
-	size := 0
+	n, size := 0, 0
 	for j := range valid {
 		if a := &appended[j]; errs[j] == nil && a.Created {
+			n += len(a.Deliveries)
 			size += messageJSONSize(&a.Message)
 		}
 	}
+	events := make([]bus.Event, 0, n)
 	slab := make([]byte, 0, size)
 	for j, i := range valid {
 		if errs[j] != nil {
